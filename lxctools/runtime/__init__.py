@@ -1,0 +1,1 @@
+"""Runtime pieces under the Container API: rootfs, namespaces, cgroups, security, net, console, start."""

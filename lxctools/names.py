@@ -1,0 +1,40 @@
+"""Container name validation: a name is one directory under the lxcpath, safe to use in paths and cgroups."""
+
+from __future__ import annotations
+
+from lxctools.errors import InvalidNameError
+
+# 64 keeps "pyl.payload.NAME" and the run-dir entries well under NAME_MAX and leaves room for
+# the uts name (lxc.uts.name defaults to the container name; the kernel allows 64 bytes).
+MAX_NAME_LENGTH = 64
+_ALLOWED_PUNCTUATION = frozenset("-_.")
+
+
+def validate_name(name: str) -> str:
+    """Return name if it is a usable container name, else raise InvalidNameError saying why."""
+    if not name:
+        raise InvalidNameError("container name is empty")
+    if len(name.encode()) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"container name '{name[:20]}...' is longer than {MAX_NAME_LENGTH} bytes")
+    if name in (".", ".."):
+        raise InvalidNameError(f"'{name}' is not a valid container name")
+    if name.startswith("-"):
+        raise InvalidNameError(f"container name '{name}' starts with '-'")
+    if name.startswith("."):
+        raise InvalidNameError(f"container name '{name}' starts with '.' (reserved for pyl's own files)")
+    for ch in name:
+        if not (ch.isascii() and (ch.isalnum() or ch in _ALLOWED_PUNCTUATION)):
+            shown = "/" if ch == "/" else repr(ch)
+            raise InvalidNameError(
+                f"container name '{name}' contains {shown}",
+                hint="use letters, digits, '-', '_' and '.'",
+            )
+    return name
+
+
+def is_valid_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except InvalidNameError:
+        return False
+    return True

@@ -1,0 +1,100 @@
+"""Container states (LXC's eight), the operations each allows, and the supervisor's state files.
+
+The table ALLOWED drives both the precondition check of every operation and the
+completion filters (pyl-attach offers running containers, pyl-start stopped ones...).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class State(enum.StrEnum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    ABORTING = "ABORTING"
+    FREEZING = "FREEZING"
+    FROZEN = "FROZEN"
+    THAWED = "THAWED"
+
+    @property
+    def is_running(self) -> bool:
+        """LXC's "running": anything but STOPPED."""
+        return self is not State.STOPPED
+
+    @property
+    def is_active(self) -> bool:
+        return self in (State.RUNNING, State.FROZEN, State.FREEZING, State.THAWED)
+
+    def allows(self, operation: str) -> bool:
+        return self in ALLOWED[operation]
+
+
+_LIVE = frozenset({State.RUNNING, State.FROZEN, State.FREEZING, State.THAWED})
+
+ALLOWED: dict[str, frozenset[State]] = {
+    "start": frozenset({State.STOPPED}),
+    "execute": frozenset({State.STOPPED}),
+    "stop": frozenset(State) - {State.STOPPED},
+    "attach": frozenset({State.RUNNING}),
+    "console": frozenset({State.RUNNING, State.FROZEN}),
+    "freeze": frozenset({State.RUNNING, State.FROZEN, State.FREEZING}),
+    "unfreeze": frozenset({State.FROZEN, State.FREEZING, State.THAWED}),
+    "destroy": frozenset({State.STOPPED}),
+    "copy": frozenset({State.STOPPED}),
+    "snapshot": frozenset({State.STOPPED}),
+    "cgroup": _LIVE,
+    "device": frozenset({State.RUNNING}),
+    "netstat": _LIVE,
+    "ps": _LIVE,
+    "info": frozenset(State),
+    "any": frozenset(State),
+}
+
+
+def parse_states(text: str) -> frozenset[State]:
+    """Parse 'RUNNING|FROZEN' (pyl-wait -s); raises ValueError naming a bad state."""
+    states = set()
+    for part in text.split("|"):
+        part = part.strip().upper()
+        if not part:
+            continue
+        try:
+            states.add(State(part))
+        except ValueError:
+            raise ValueError(f"invalid state '{part}'") from None
+    if not states:
+        raise ValueError("no state given")
+    return frozenset(states)
+
+
+def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
+    """Write JSON to a temp file in the same folder and rename it over path (crash-safe)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> Any | None:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

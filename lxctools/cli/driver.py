@@ -1,0 +1,197 @@
+# PYTHON_ARGCOMPLETE_OK
+"""The one driver every pyl-* tool runs through: common options, completion, errors -> exit codes.
+
+A tool is a module in lxctools.cli exposing:
+  HELP: str                         one-line description (and LXC differences, if any)
+  NEEDS_NAME: bool                  -n NAME or first positional is required
+  NAME_STATES: str | None           key of lxctools.state.ALLOWED used to filter name completion
+  TAKES_COMMAND: bool (optional)    everything after `--` is a command (attach, execute...)
+  add_arguments(parser) -> None
+  run(args, ctx) -> int
+Tools are imported lazily by name, so a command only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+from lxctools import __version__
+from lxctools.errors import ExitCode, PylError, UsageError
+
+# tool name -> module under lxctools.cli. Order is the order `pyl --help` lists them.
+TOOLS: dict[str, str] = {
+    "create": "create", "destroy": "destroy", "ls": "ls", "info": "info", "config": "config",
+    "checkconfig": "checkconfig", "update-config": "update_config",
+    "start": "start", "stop": "stop", "execute": "execute", "console": "console",
+    "monitor": "monitor", "wait": "wait",
+    "attach": "attach", "freeze": "freeze", "unfreeze": "unfreeze", "ps": "ps", "top": "top",
+    "cgroup": "cgroup", "netstat": "netstat", "device": "device",
+    "copy": "copy", "snapshot": "snapshot", "autostart": "autostart", "net": "net",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit 2 with usage; we keep one code
+        raise UsageError(message, hint=f"see {self.prog} --help")
+
+
+@dataclass
+class Context:
+    """What every tool gets besides its arguments: resolved paths and output switches."""
+
+    prog: str
+    layout: "object"
+    quiet: bool
+    debug: bool
+
+    def container(self, name: str):
+        from lxctools.container import Container
+        return Container(name, self.layout)
+
+
+def _complete_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
+    from lxctools.cli.complete import container_names
+    return container_names(parsed_args, prefix)
+
+
+def build_parser(tool: str, module) -> argparse.ArgumentParser:
+    prog = f"pyl-{tool}"
+    parser = _Parser(prog=prog, description=module.HELP,
+                     epilog=getattr(module, "EPILOG", None),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = parser.add_argument_group("common options")
+    if module.NEEDS_NAME or getattr(module, "OPTIONAL_NAME", False):
+        arg = common.add_argument("-n", "--name", help="container name (or give it as the first argument)")
+        arg.completer = _complete_names  # type: ignore[attr-defined]
+    arg = common.add_argument("-P", "--lxcpath", help="container folder root (default: $PYL_LXCPATH, "
+                              "the system config, /var/lib/pyl for root)")
+    arg.completer = _complete_dirs  # type: ignore[attr-defined]
+    common.add_argument("-o", "--logfile", help="write a log to FILE ('-' for stderr)")
+    common.add_argument("-l", "--logpriority", help="log level: TRACE DEBUG INFO NOTICE WARN ERROR CRIT ALERT FATAL")
+    common.add_argument("-q", "--quiet", action="store_true", help="print no error or info lines")
+    if getattr(module, "RCFILE", True):
+        common.add_argument("--rcfile", help="use FILE as the container's config instead of the stored one")
+    common.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
+    common.add_argument("--version", action="version", version=__version__)
+    module.add_arguments(parser)
+    if module.NEEDS_NAME and not getattr(module, "NO_POSITIONAL_NAME", False):
+        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)
+        arg.completer = _complete_names  # type: ignore[attr-defined]
+    return parser
+
+
+def _complete_dirs(prefix: str, **_: object) -> list[str]:
+    from lxctools.cli.complete import directories
+    return directories(prefix)
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1:]
+    return argv, None
+
+
+def run_tool(tool: str, argv: list[str] | None = None) -> int:
+    prog = f"pyl-{tool}"
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    name: str | None = None
+    try:
+        module = import_module(f"lxctools.cli.{TOOLS[tool]}")
+        parser = build_parser(tool, module)
+        if "_ARGCOMPLETE" in os.environ:
+            import argcomplete
+            argcomplete.autocomplete(parser, always_complete_options="long")
+        own, command = _split_command(argv)
+        if command is not None and not getattr(module, "TAKES_COMMAND", False):
+            own, command = argv, None  # tools without a command keep `--` for argparse (ls -- REGEX)
+        args = parser.parse_args(own)
+        args.command = command
+        name = _resolve_name(module, args)
+        return _run(tool, module, args, name)
+    except PylError as err:
+        if not ("-q" in argv or "--quiet" in argv):
+            who = f"{prog}: {name}: " if name else f"{prog}: "
+            sys.stderr.write(f"{who}{err.message}\n")
+            if err.hint:
+                sys.stderr.write(f"{prog}: hint: {err.hint}\n")
+        return int(err.exit_code)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `pyl-ls | head`: the reader left; not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except Exception:
+        if debug:
+            raise
+        import traceback
+        sys.stderr.write(f"{prog}: internal error (a bug in pyl); rerun with --debug for the traceback\n")
+        sys.stderr.write("".join(traceback.format_exception_only(*sys.exc_info()[:2])))
+        return int(ExitCode.BUG)
+
+
+def _resolve_name(module, args: argparse.Namespace) -> str | None:
+    needs = module.NEEDS_NAME
+    name = getattr(args, "name", None)
+    positional = getattr(args, "positional_name", None)
+    if name is None and positional is not None:
+        name = positional
+    elif name is not None and positional is not None:
+        raise UsageError(f"unexpected argument '{positional}' (the name was given with -n)")
+    if needs and name is None:
+        raise UsageError("no container name specified", hint="give -n NAME or the name as first argument")
+    if name is not None:
+        from lxctools.names import validate_name
+        validate_name(name)
+    args.name = name
+    return name
+
+
+def make_layout(args: argparse.Namespace):
+    from lxctools.config.system import load_system_config
+    from lxctools.paths import Layout, default_rundir
+    system = load_system_config()
+    lxcpath = args.lxcpath or system.lxcpath
+    lxcpath = Path(os.path.abspath(str(lxcpath).rstrip("/") or "/"))
+    return Layout(lxcpath=lxcpath, rundir=Path(system.rundir) if getattr(system, "rundir", None) else default_rundir())
+
+
+def _run(tool: str, module, args: argparse.Namespace, name: str | None) -> int:
+    from lxctools.log import log
+    log.configure(f"pyl-{tool}", name, args.logfile, args.logpriority)
+    ctx = Context(prog=f"pyl-{tool}", layout=make_layout(args), quiet=args.quiet, debug=args.debug)
+    return int(module.run(args, ctx) or 0)
+
+
+def multicall(argv: list[str] | None = None) -> int:
+    """`pyl TOOL ARGS...` — the same tools under one entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write("usage: pyl TOOL [ARGS...]\n\ntools:\n")
+        for tool, mod in TOOLS.items():
+            try:
+                sys.stdout.write(f"  {tool:<14}{import_module(f'lxctools.cli.{mod}').HELP.splitlines()[0]}\n")
+            except ImportError:
+                continue
+        return 0
+    if argv[0] == "--version":
+        sys.stdout.write(f"{__version__}\n")
+        return 0
+    if argv[0] == "--list":
+        sys.stdout.write("".join(f"pyl-{t}\n" for t in TOOLS))
+        return 0
+    tool = argv[0].removeprefix("pyl-")
+    if tool not in TOOLS:
+        sys.stderr.write(f"pyl: unknown tool '{argv[0]}' (pyl --help lists them)\n")
+        return int(ExitCode.USAGE)
+    return run_tool(tool, argv[1:])

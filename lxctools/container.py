@@ -1,0 +1,324 @@
+"""The one container API every pyl tool uses: create, destroy, state, config, start/stop...
+
+Tools stay thin: they parse arguments, call one method here, and print. Methods raise
+lxctools.errors; nothing here prints except progress on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from lxctools.errors import (
+    AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
+)
+from lxctools.locking import container_lock, try_flock
+from lxctools.names import validate_name
+from lxctools.paths import PARTIAL_MARKER, Layout
+from lxctools.runstate import RunState, read_runstate
+from lxctools.state import State
+
+if TYPE_CHECKING:
+    from lxctools.config.model import ContainerConfig
+
+CREATE_HEADER = (
+    "# Template used to create this container: {template}\n"
+    "# Parameters passed to the template:{args}\n"
+    "# For additional config options, see `pyl-config -l` and README.md\n"
+)
+
+
+class Container:
+    def __init__(self, name: str, layout: Layout) -> None:
+        self.name = validate_name(name)
+        self.layout = layout
+        self.dir = layout.container_dir(name)
+
+    # ---- what is on disk -------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path | None:
+        return self.layout.config_file(self.name)
+
+    def is_partial(self) -> bool:
+        return (self.dir / PARTIAL_MARKER).exists()
+
+    def is_defined(self) -> bool:
+        """A container exists once its folder holds a config and no creation is in progress."""
+        if self.config_path is None:
+            return False
+        if self.is_partial():
+            self._reap_partial()
+            return False
+        return True
+
+    def require_defined(self) -> None:
+        if not self.is_defined():
+            raise NotFoundError(f"container does not exist in {self.layout.lxcpath}")
+
+    def load_config(self, rcfile: str | None = None) -> "ContainerConfig":
+        from lxctools.config.model import ContainerConfig
+        if rcfile:
+            if not Path(rcfile).is_file():
+                raise NotFoundError(f"config file '{rcfile}' does not exist")
+            return ContainerConfig.load(rcfile)
+        path = self.config_path
+        if path is None:
+            raise NotFoundError(f"container does not exist in {self.layout.lxcpath}")
+        return ContainerConfig.load(path)
+
+    # ---- state --------------------------------------------------------------------------------
+    def runstate(self) -> RunState:
+        return read_runstate(self.layout, self.name)
+
+    def state(self) -> State:
+        return self.runstate().state
+
+    def require_state(self, operation: str, rs: RunState | None = None) -> RunState:
+        from lxctools.state import ALLOWED
+        rs = rs or self.runstate()
+        if rs.state not in ALLOWED[operation]:
+            raise WrongStateError(f"cannot {operation}: container is {rs.state}")
+        return rs
+
+    @contextmanager
+    def lock(self, operation: str, wait: float = 0.0) -> Iterator[None]:
+        with container_lock(self.layout.lock_file(self.name), self.name, operation, wait=wait):
+            yield
+
+    # ---- create / destroy -------------------------------------------------------------------
+    def _reap_partial(self) -> None:
+        """Remove a creation that died halfway (its marker is no longer locked by a live pyl-create)."""
+        marker = self.dir / PARTIAL_MARKER
+        fd = try_flock(marker)
+        if fd is None:
+            return  # a pyl-create is still at work
+        try:
+            if marker.exists():
+                _remove_tree(self.dir, self.layout.lxcpath)
+        finally:
+            os.close(fd)
+
+    def create(self, *, template: str | None, config_file: str | None, backend: str = "dir",
+               rootfs_dir: str | None = None, template_args: list[str] | None = None,
+               quiet: bool = False) -> None:
+        from lxctools.config.model import ContainerConfig
+        from lxctools.runtime.template import resolve_template, run_template
+
+        if backend not in ("dir", "none"):
+            raise UsageError(f"backing store '{backend}' is not supported (pyl supports: dir)")
+        if rootfs_dir is not None and not os.path.isabs(rootfs_dir):
+            raise UsageError("--dir needs an absolute path")
+        template_path = resolve_template(template) if template and template != "none" else None
+        base = self._initial_config(config_file)
+        self.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with self.lock("create"):
+            if self.is_partial():
+                self._reap_partial()
+            if self.dir.exists() or self.dir.is_symlink():
+                if self.config_path is not None:
+                    raise AlreadyExistsError("container already exists")
+                raise AlreadyExistsError(f"{self.dir} exists but is not a container; remove it or pick another name")
+            self.dir.mkdir(mode=0o770)
+            marker_fd = os.open(self.dir / PARTIAL_MARKER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            created_rootfs: Path | None = None
+            try:
+                import fcntl
+                fcntl.flock(marker_fd, fcntl.LOCK_EX)
+                rootfs = Path(rootfs_dir) if rootfs_dir else self.dir / "rootfs"
+                if not (rootfs_dir and rootfs.exists()):
+                    rootfs.mkdir(mode=0o755, parents=bool(rootfs_dir))
+                    created_rootfs = rootfs
+                cfg = base
+                cfg.expand_hwaddr()
+                if cfg.get("lxc.rootfs.path") in (None, ""):
+                    cfg.set("lxc.rootfs.path", f"dir:{rootfs}")
+                if cfg.get("lxc.uts.name") in (None, ""):
+                    cfg.set("lxc.uts.name", self.name)
+                # Templates speak LXC's protocol: they append LXC-format lines to PATH/config.
+                lxc_config = self.dir / "config"
+                lxc_config.write_text(cfg.to_text("lxc"))
+                os.chmod(lxc_config, 0o640)
+                if template_path is not None:
+                    _progress(f"running template {template_path.name} for {self.name}")
+                    run_template(template_path, path=self.dir, name=self.name, rootfs=rootfs,
+                                 args=template_args or [], quiet=quiet)
+                final = ContainerConfig.load(lxc_config)
+                final.values()  # validate what the template wrote before declaring success
+                header = CREATE_HEADER.format(
+                    template=template_path or "none",
+                    args="".join(f" {a}" for a in (template_args or [])))
+                text = header + final.to_text("toml")
+                tmp = self.dir / ".config.toml.tmp"
+                tmp.write_text(text)
+                os.chmod(tmp, 0o640)
+                os.rename(tmp, self.dir / "config.toml")
+                lxc_config.unlink()
+                os.unlink(self.dir / PARTIAL_MARKER)
+            except BaseException:
+                _remove_tree(self.dir, self.layout.lxcpath)
+                if created_rootfs is not None and rootfs_dir:
+                    shutil.rmtree(created_rootfs, ignore_errors=True)
+                raise
+            finally:
+                os.close(marker_fd)
+
+    def _initial_config(self, config_file: str | None) -> "ContainerConfig":
+        from lxctools.config.model import ContainerConfig
+        if config_file:
+            if not Path(config_file).is_file():
+                raise NotFoundError(f"config file '{config_file}' does not exist")
+            return ContainerConfig.load(config_file)
+        from lxctools.config.system import load_system_config
+        default = Path(load_system_config().default_config)
+        if default.is_file():
+            return ContainerConfig.load(default)
+        from lxctools.paths import configs_dir
+        shipped = configs_dir() / "default.toml"
+        if shipped.is_file():
+            return ContainerConfig.load(shipped)
+        return ContainerConfig.empty()
+
+    def destroy(self, *, force: bool = False, snapshots: bool = False) -> None:
+        with self.lock("destroy"):
+            self.require_defined()
+            rs = self.runstate()
+            if rs.state is not State.STOPPED:
+                if not force:
+                    raise WrongStateError(f"cannot destroy: container is {rs.state}",
+                                          hint="stop it first, or use -f to stop and destroy it")
+                self._stop_locked(kill=True, timeout=10)
+            snaps = self.dir / "snaps"
+            if snaps.is_dir() and any(snaps.iterdir()) and not snapshots:
+                raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
+            dependents = self.dir / "lxc_snapshots"
+            if dependents.exists() and dependents.read_text().strip():
+                if not snapshots:
+                    raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
+                self._destroy_dependents(dependents)
+            cfg = self.load_config()
+            values = cfg.values()
+            self._run_hooks(values, "destroy")
+            rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
+            managed = values.get("lxc.rootfs.managed", "1") != "0"
+            self._release_dependency(values)
+            if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
+                _remove_tree(rootfs, rootfs.parent)
+            elif not managed and rootfs is not None and _is_inside(rootfs, self.dir):
+                raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
+                               "refusing to delete it")
+            _remove_tree(self.dir, self.layout.lxcpath)
+
+    def _destroy_dependents(self, dependents: Path) -> None:
+        lines = dependents.read_text().split("\n")
+        for path, name in zip(lines[0::2], lines[1::2]):
+            if not name:
+                continue
+            other = Container(name, Layout(Path(path), self.layout.rundir))
+            if other.is_defined():
+                other.destroy(force=True)
+
+    def _release_dependency(self, values: dict) -> None:
+        """A snapshot clone tells its source it no longer depends on it (lxc_rdepends)."""
+        rdepends = self.dir / "lxc_rdepends"
+        if not rdepends.exists():
+            return
+        parts = rdepends.read_text().split("\n")
+        if len(parts) < 2:
+            return
+        source = Path(parts[0]) / parts[1] / "lxc_snapshots"
+        if not source.exists():
+            return
+        lines = source.read_text().split("\n")
+        pairs = [(p, n) for p, n in zip(lines[0::2], lines[1::2]) if n]
+        keep = [(p, n) for p, n in pairs if not (n == self.name and Path(p) == self.layout.lxcpath)]
+        if keep:
+            source.write_text("".join(f"{p}\n{n}\n" for p, n in keep))
+        else:
+            source.unlink()
+
+    def _run_hooks(self, values: dict, hook: str) -> None:
+        from lxctools.runtime.hooks import run_hooks
+        run_hooks(values, hook, name=self.name, config_file=str(self.config_path), extra_env={})
+
+    # ---- running: delegated to the supervisor ------------------------------------------------
+    def _stop_locked(self, *, kill: bool, timeout: float) -> None:
+        from lxctools.monitor.client import request_stop
+        request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=True)
+
+
+def _rootfs_dir(value: object) -> Path | None:
+    if not isinstance(value, str) or not value:
+        return None
+    if value.startswith("dir:"):
+        return Path(value[4:])
+    if ":" in value.split("/")[0]:
+        return None  # overlay:, btrfs: ... storage handled by its backend
+    return Path(value)
+
+
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
+    except ValueError:
+        return False
+    return True
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                target = line.split()[4].replace("\\040", " ")
+                if (target + "/").startswith(prefix):
+                    found.append(target)
+    except OSError:
+        pass
+    return found
+
+
+def _remove_tree(path: Path, must_be_under: Path) -> None:
+    """Delete path without ever following a symlink out of it or descending into a mount."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+    if not _is_inside(path, must_be_under):
+        raise PylError(f"refusing to delete {path}: not under {must_be_under}")
+    busy = _mounts_under(path)
+    if busy:
+        raise BusyError(f"refusing to delete {path}: something is mounted at {busy[0]}")
+    # shutil.rmtree uses fd-relative, O_NOFOLLOW traversal (safe against symlink races).
+    shutil.rmtree(path)
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"{message}...\n")
+
+
+def list_container_names(layout: Layout) -> list[str]:
+    """Defined containers under the lxcpath, sorted bytewise like lxc-ls."""
+    names = []
+    try:
+        entries = os.scandir(layout.lxcpath)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    with entries:
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_dir():
+                continue
+            base = entry.path
+            if os.path.exists(base + "/" + PARTIAL_MARKER):
+                continue
+            if os.path.isfile(base + "/config.toml") or os.path.isfile(base + "/config"):
+                names.append(entry.name)
+    names.sort(key=lambda n: n.encode())
+    return names

@@ -1,0 +1,120 @@
+"""Talking to the supervisor of an lxcpath: connect (starting it if needed) and make requests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from lxctools.errors import PylError, StartError
+from lxctools.monitor import protocol
+from lxctools.paths import Layout
+
+
+class Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = protocol.Reader(sock)
+
+    def send(self, message: dict[str, Any], fds: list[int] | None = None) -> None:
+        protocol.send(self.sock, message, fds)
+
+    def receive(self) -> dict[str, Any]:
+        message = self.reader.read_message()
+        if message is None:
+            raise PylError("the supervisor closed the connection (see its log: pyl-monitord's "
+                           "monitor.log under the run dir)")
+        return message
+
+    def request(self, message: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+        self.send(message, fds)
+        return check(self.receive())
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def check(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply.get("ok") is False:
+        raise PylError(reply.get("error", "request failed"), hint=reply.get("hint"),
+                       exit_code=int(reply.get("code", 1)))
+    return reply
+
+
+def try_connect(layout: Layout) -> Connection | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(str(layout.monitor_socket))
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None
+    return Connection(sock)
+
+
+def connect(layout: Layout, *, start: bool = True) -> Connection:
+    """Connect to the lxcpath's supervisor, starting one if none runs (and start is True)."""
+    conn = try_connect(layout)
+    if conn is not None or not start:
+        if conn is None:
+            raise PylError("no supervisor is running for this lxcpath")
+        return conn
+    _spawn(layout)
+    for _ in range(100):
+        conn = try_connect(layout)
+        if conn is not None:
+            return conn
+        time.sleep(0.01)
+    raise StartError("the supervisor did not come up (see monitor.log under the run dir)")
+
+
+def _spawn(layout: Layout) -> None:
+    layout.path_rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    read_fd, write_fd = os.pipe()
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = package_root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for var in ("_ARGCOMPLETE", "COMP_LINE", "COMP_POINT"):
+        env.pop(var, None)
+    log_fd = os.open(layout.monitor_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "lxctools.monitor.daemon", str(layout.lxcpath), str(layout.rundir),
+             str(write_fd)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd, pass_fds=[write_fd],
+            start_new_session=True, cwd="/", env=env)
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
+    # Wait for "ok" (or EOF if it died); its own lock decides who serves when two spawn at once.
+    with os.fdopen(read_fd, "rb") as ready:
+        if not ready.readline().startswith(b"ok"):
+            raise StartError("the supervisor failed to start (see monitor.log under the run dir)")
+
+
+def request(layout: Layout, message: dict[str, Any], *, start: bool = True) -> dict[str, Any]:
+    with connect(layout, start=start) as conn:
+        return conn.request(message)
+
+
+def request_stop(layout: Layout, name: str, *, kill: bool, timeout: float, wait: bool = True,
+                 reboot: bool = False, nokill: bool = False) -> dict[str, Any]:
+    conn = try_connect(layout)
+    if conn is None:
+        # No supervisor: a container is running only if it was orphaned; a new one adopts it.
+        from lxctools.runstate import read_runstate
+        if read_runstate(layout, name).record is None:
+            raise PylError("is not running", exit_code=2)
+        conn = connect(layout)
+    with conn:
+        return conn.request({"op": "stop", "name": name, "kill": kill, "timeout": timeout,
+                             "nowait": not wait, "reboot": reboot, "nokill": nokill})

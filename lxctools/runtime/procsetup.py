@@ -1,0 +1,78 @@
+"""Per-process settings of a container's init: lxc.prlimit.*, lxc.sysctl.*, lxc.proc.*."""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any, Mapping
+
+from lxctools.errors import StartError
+
+PRLIMITS = {
+    "as": resource.RLIMIT_AS, "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU,
+    "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE, "locks": resource.RLIMIT_LOCKS,
+    "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": resource.RLIMIT_MSGQUEUE,
+    "nice": resource.RLIMIT_NICE, "nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC,
+    "rss": resource.RLIMIT_RSS, "rtprio": resource.RLIMIT_RTPRIO, "rttime": resource.RLIMIT_RTTIME,
+    "sigpending": resource.RLIMIT_SIGPENDING, "stack": resource.RLIMIT_STACK,
+}
+
+
+def _limit(text: str) -> int:
+    return resource.RLIM_INFINITY if text in ("unlimited", "infinity") else int(text)
+
+
+def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
+    if name not in PRLIMITS:
+        raise StartError(f"lxc.prlimit.{name}: unknown resource (one of {', '.join(sorted(PRLIMITS))})")
+    soft, _, hard = value.partition(":")
+    try:
+        soft_v = _limit(soft.strip())
+        hard_v = _limit(hard.strip()) if hard else soft_v
+    except ValueError:
+        raise StartError(f"lxc.prlimit.{name}: '{value}' is not soft[:hard] numbers or unlimited") from None
+    return PRLIMITS[name], soft_v, hard_v
+
+
+def apply_prlimits(values: Mapping[str, Any]) -> None:
+    for key, value in values.items():
+        if key.startswith("lxc.prlimit."):
+            name = key.removeprefix("lxc.prlimit.")
+            res, soft, hard = parse_prlimit(name, str(value))
+            try:
+                resource.setrlimit(res, (soft, hard))
+            except (ValueError, OSError) as err:
+                raise StartError(f"lxc.prlimit.{name} = {value}: {err}") from None
+
+
+def apply_sysctls(values: Mapping[str, Any]) -> None:
+    """Write lxc.sysctl.* through the container's own /proc (after the rootfs is in place)."""
+    for key, value in values.items():
+        if key.startswith("lxc.sysctl."):
+            name = key.removeprefix("lxc.sysctl.")
+            path = "/proc/sys/" + name.replace(".", "/")
+            _write(path, str(value), key)
+
+
+def apply_proc_settings(values: Mapping[str, Any], pid: int) -> None:
+    for key, value in values.items():
+        if key.startswith("lxc.proc."):
+            name = key.removeprefix("lxc.proc.")
+            if "/" in name or name.startswith("."):
+                raise StartError(f"{key}: invalid /proc file name")
+            _write(f"/proc/self/{name}", str(value), key)
+
+
+def _write(path: str, value: str, key: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as err:
+        # /proc/sys is read-only once the container's mounts are done; sysctls are written
+        # before that remount by the rootfs code when possible; otherwise say why it failed.
+        raise StartError(f"{key} = {value}: cannot open {path}: {err.strerror}") from None
+    try:
+        os.write(fd, value.encode())
+    except OSError as err:
+        raise StartError(f"{key} = {value}: {err.strerror}") from None
+    finally:
+        os.close(fd)

@@ -1,0 +1,355 @@
+"""The start choreography: from a validated config to an exec'd container init.
+
+Runs inside the supervisor. Plans come first (pure, every config error before any side effect),
+then: cgroup -> fork -> child joins cgroup, unshares namespaces, forks PID 1 -> supervisor sets up
+host networking for PID 1's netns -> PID 1 configures its interfaces, mounts its rootfs,
+pivot_roots, confines itself and execs init. The supervisor is a child subreaper, so PID 1 is
+reparented to it when the intermediate child exits, and it reaps it.
+
+Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; supervisor -> child:
+"go". The socket is close-on-exec: EOF without an error means init was exec'd.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from lxctools.errors import ConfigError, PylError, StartError
+from lxctools.kernel import ns
+from lxctools.log import log
+
+DEFAULT_INIT = "/sbin/init"
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class StartRequest:
+    name: str
+    lxcpath: str
+    config_file: str
+    values: dict[str, Any]
+    command: list[str] | None = None        # None: lxc.init.cmd / /sbin/init
+    app_container: bool = False             # pyl-execute: a small init runs the command
+    stdio: tuple[int, int, int] | None = None  # execute: the caller's fds
+    default_bridge: str = "pylbr0"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Started:
+    pid: int
+    starttime: int
+    cgroup_plan: Any
+    net_plans: tuple
+    net_state: Any
+    console_master: int | None
+    tty_masters: list[int]
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [str(value)]
+
+
+def rootfs_path(values: Mapping[str, Any], container_dir: str) -> str:
+    raw = values.get("lxc.rootfs.path") or ""
+    if not raw:
+        return os.path.join(container_dir, "rootfs")
+    return str(raw)
+
+
+def _rootfs_dir_for_check(raw: str) -> str | None:
+    if raw.startswith("dir:"):
+        return raw[4:]
+    if raw.startswith("/"):
+        return raw
+    return None
+
+
+def init_argv(values: Mapping[str, Any], command: list[str] | None) -> list[str]:
+    if command:
+        return command
+    cmd = values.get("lxc.init.cmd")
+    if cmd:
+        import shlex
+        return shlex.split(str(cmd))
+    return [DEFAULT_INIT]
+
+
+def clone_flags(values: Mapping[str, Any]) -> int:
+    """Namespaces to create: all by default; lxc.namespace.keep removes some (user ns: later issue)."""
+    flags = (ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWPID
+             | ns.CLONE_NEWNET | ns.CLONE_NEWCGROUP)
+    keep = " ".join(_as_list(values.get("lxc.namespace.keep"))).split()
+    for name in keep:
+        if name in ns.NAMESPACES:
+            flags &= ~ns.NAMESPACES[name]
+    net_types = [values.get(k) for k in values if k.startswith("lxc.net.") and k.endswith(".type")]
+    if "none" in net_types:
+        flags &= ~ns.CLONE_NEWNET
+    return flags
+
+
+def start_container(req: StartRequest) -> Started:
+    from lxctools.runtime import cgroups, netplan, rootfs, security
+
+    values = req.values
+    container_dir = os.path.join(req.lxcpath, req.name)
+    raw_rootfs = rootfs_path(values, container_dir)
+    check_dir = _rootfs_dir_for_check(raw_rootfs)
+    if check_dir is not None and not os.path.isdir(check_dir):
+        raise StartError(f"rootfs '{check_dir}' does not exist")
+    argv = init_argv(values, req.command)
+    tty_count = int(values.get("lxc.tty.max") or 0)
+
+    # Plans: pure, so every config error surfaces here, before anything is created.
+    cg_layout = cgroups.detect_layout()
+    cg_plan = cgroups.plan_cgroup(values, name=req.name, layout=cg_layout)
+    fs_plan = rootfs.plan_rootfs(values, rootfs=raw_rootfs, tty_count=tty_count,
+                                 container_name=req.name)
+    sec_plan = security.plan_security(values)
+    net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
+    flags = clone_flags(values)
+
+    console_master, console_slave = os.openpty()
+    tty_pairs = [os.openpty() for _ in range(tty_count)]
+    for fd in (console_master, *(m for m, _ in tty_pairs)):
+        os.set_inheritable(fd, False)
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    os.set_inheritable(child_sock.fileno(), False)
+
+    hook_env_base = {"LXC_ROOTFS_MOUNT": raw_rootfs.removeprefix("dir:"), **req.extra_env}
+    created_cgroup = False
+    pid = None
+    net_state = None
+    try:
+        from lxctools.runtime.hooks import run_hooks
+        run_hooks(values, "pre-start", name=req.name, config_file=req.config_file, extra_env=hook_env_base)
+        cgroups.create(cg_plan)
+        created_cgroup = True
+        keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs)}
+        if req.stdio:
+            keep_fds.update(req.stdio)
+        first = os.fork()
+        if first == 0:
+            _intermediate(req, child_sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, net_plans,
+                          console_slave, [s for _, s in tty_pairs], hook_env_base)
+        child_sock.close()
+        os.close(console_slave)
+        for _, slave in tty_pairs:
+            os.close(slave)
+        reader = parent_sock.makefile("rb")
+        line = reader.readline().decode().strip()
+        os.waitpid(first, 0)
+        if not line.startswith("pid "):
+            raise StartError(line.removeprefix("error ") or "container setup failed before its init started")
+        pid = int(line.split()[1])
+        if net_plans:
+            from lxctools.runtime import net
+            net_state = net.setup_host(net_plans, pid)
+        run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
+                  extra_env={**hook_env_base, "LXC_PID": str(pid)})
+        parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
+        rest = reader.read().decode().strip()
+        if rest:
+            raise StartError(rest.removeprefix("error "))
+        from lxctools.runstate import process_starttime
+        starttime = process_starttime(pid)
+        if starttime is None:
+            raise StartError(f"init '{argv[0]}' exited at once")
+        return Started(pid=pid, starttime=starttime, cgroup_plan=cg_plan, net_plans=net_plans,
+                       net_state=net_state, console_master=console_master,
+                       tty_masters=[m for m, _ in tty_pairs])
+    except BaseException as err:
+        if pid is not None:
+            _kill_and_reap(pid)
+        if created_cgroup:
+            try:
+                cgroups.kill_all(cg_plan, signal.SIGKILL)
+                cgroups.destroy(cg_plan)
+            except PylError as cleanup_err:
+                log.error("start", f"cleanup of cgroup failed: {cleanup_err}")
+        if net_state is not None:
+            from lxctools.runtime import net
+            net.teardown(net_state)
+        os.close(console_master)
+        for master, _ in tty_pairs:
+            os.close(master)
+        if isinstance(err, (PylError, KeyboardInterrupt)):
+            raise
+        raise StartError(f"start failed: {err}") from err
+    finally:
+        parent_sock.close()
+
+
+def _encode_net_state(state: Any) -> bytes:
+    import json
+    from dataclasses import asdict, is_dataclass
+    if state is None:
+        return b"null"
+    data = asdict(state) if is_dataclass(state) else state
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _intermediate(req, sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, net_plans,
+                  console_slave, tty_slaves, hook_env) -> None:
+    """First child: join the cgroup, unshare, fork PID 1, report its pid, exit. Never returns."""
+    try:
+        _close_other_fds(keep_fds)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        from lxctools.runtime import cgroups
+        cgroups.attach(cg_plan, os.getpid())
+        ns.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
+                            hook_env)
+        sock.sendall(f"pid {pid}\n".encode())
+        os._exit(0)
+    except BaseException as err:  # report, never return into the supervisor's code
+        _report_and_exit(sock, err)
+
+
+def _report_and_exit(sock: socket.socket, err: BaseException) -> None:
+    try:
+        text = err.message if isinstance(err, PylError) else f"{type(err).__name__}: {err}"
+        sock.sendall(f"error {text}\n".encode())
+    finally:
+        os._exit(1)
+
+
+def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
+                    hook_env) -> None:
+    """PID 1 of the new PID namespace: finish the setup from inside and exec init. Never returns."""
+    try:
+        ns.set_pdeathsig(0)
+        values = req.values
+        reader = sock.makefile("rb")
+        line = reader.readline().decode().strip()
+        if not line.startswith("go"):
+            os._exit(1)
+        if net_plans:
+            import json
+            from lxctools.runtime import net
+            net.configure_inside(net_plans, _decode_net_state(json.loads(line[3:] or "null")))
+        uts = values.get("lxc.uts.name") or req.name
+        ns.sethostname(str(uts))
+        console_path = os.ttyname(console_slave)
+        tty_paths = [os.ttyname(fd) for fd in tty_slaves]
+        from lxctools.runtime import rootfs, security
+        from lxctools.runtime.procsetup import apply_proc_settings, apply_prlimits, apply_sysctls
+        apply_prlimits(values)
+        rootfs.apply_rootfs(fs_plan, console_path=console_path, tty_paths=tty_paths)
+        apply_sysctls(values)
+        apply_proc_settings(values, os.getpid())
+        _setup_stdio(req, console_slave)
+        for fd in tty_slaves:
+            os.close(fd)
+        env = _init_environment(values, req)
+        _run_start_hooks(values, req, env)
+        cwd = str(values.get("lxc.init.cwd") or "/")
+        try:
+            os.chdir(cwd)
+        except OSError as err:
+            raise StartError(f"lxc.init.cwd '{cwd}': {err.strerror}") from None
+        _set_ids(values)
+        security.apply_security(sec_plan)
+        if req.app_container:
+            from lxctools.runtime.appinit import run_app_init
+            run_app_init(argv, env, sock)
+        _exec(argv, env, sock)
+    except BaseException as err:
+        _report_and_exit(sock, err)
+
+
+def _decode_net_state(data: Any) -> Any:
+    if data is None:
+        return None
+    from lxctools.runtime import net
+    return net.HostNetState.from_dict(data) if hasattr(net.HostNetState, "from_dict") else data
+
+
+def _setup_stdio(req: StartRequest, console_slave: int) -> None:
+    os.setsid()
+    if req.stdio:
+        fds = req.stdio
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.close(console_slave)
+        return
+    import fcntl
+    import termios
+    fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+    for target in (0, 1, 2):
+        os.dup2(console_slave, target)
+    if console_slave > 2:
+        os.close(console_slave)
+
+
+def _init_environment(values: Mapping[str, Any], req: StartRequest) -> dict[str, str]:
+    env = {"PATH": DEFAULT_PATH, "container": "lxc", "TERM": "linux", "HOME": "/"}
+    for item in _as_list(values.get("lxc.environment")):
+        if "=" in item:
+            key, _, val = item.partition("=")
+            env[key] = val
+        elif item in os.environ:
+            env[item] = os.environ[item]
+    return env
+
+
+def _run_start_hooks(values: Mapping[str, Any], req: StartRequest, env: dict[str, str]) -> None:
+    from lxctools.runtime.hooks import hook_commands
+    if hook_commands(values, "start"):
+        from lxctools.runtime.hooks import run_hooks
+        run_hooks(values, "start", name=req.name, config_file=req.config_file, extra_env={})
+
+
+def _set_ids(values: Mapping[str, Any]) -> None:
+    uid = int(values.get("lxc.init.uid") or 0)
+    gid = int(values.get("lxc.init.gid") or 0)
+    groups = [int(g) for g in " ".join(_as_list(values.get("lxc.init.groups"))).replace(",", " ").split()]
+    if gid or uid or groups:
+        os.setgroups(groups)
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+
+
+def _exec(argv: list[str], env: dict[str, str], sock: socket.socket) -> None:
+    path = argv[0]
+    try:
+        if "/" not in path:
+            for folder in env["PATH"].split(":"):
+                candidate = os.path.join(folder, path)
+                if os.access(candidate, os.X_OK):
+                    path = candidate
+                    break
+        os.execve(path, argv, env)
+    except OSError as err:
+        raise StartError(f"cannot run init '{argv[0]}': {err.strerror}") from None

@@ -1,0 +1,200 @@
+"""Cgroup plans: which directories a container (or the supervisor) gets in each hierarchy, which
+limits are written where, and which device policy applies. Pure data built from the config mapping
+and a CgroupLayout; lxctools.runtime.cgroups.apply carries it out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lxctools.errors import InvalidNameError, StartError
+from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, DevicePolicy, build_policy
+from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout, join
+
+PAYLOAD_PREFIX = "pyl.payload."
+MONITOR_NAME = "pyl.monitor"
+
+# lxc.cgroup.<these> are placement options, not controller files.
+_PLACEMENT_KEYS = ("dir", "relative", "pattern")
+# v2 files that belong to no controller (always present in a non-root cgroup).
+_V2_CORE = "cgroup"
+
+
+@dataclass(frozen=True)
+class CgroupDir:
+    """The plan's cgroup in one hierarchy."""
+
+    version: int
+    mountpoint: str
+    controllers: tuple[str, ...]
+    parent: str  # caller's cgroup directory, where ``path`` is created
+    path: str
+
+
+@dataclass(frozen=True)
+class CgroupSetting:
+    key: str     # config key, for messages: "lxc.cgroup2.memory.max"
+    file: str    # absolute path of the control file
+    value: str
+
+
+@dataclass(frozen=True)
+class CgroupPlan:
+    name: str                         # directory name: pyl.payload.NAME or pyl.monitor
+    kind: str                         # layout kind
+    dirs: tuple[CgroupDir, ...]
+    settings: tuple[CgroupSetting, ...] = ()
+    required_v2_controllers: tuple[str, ...] = ()  # must end up enabled in the parent (limits need them)
+    devices: DevicePolicy | None = None
+    device_backend: str | None = None  # "v1" (devices.allow/deny) | "bpf" (pure v2) | None
+    exclusive: bool = True             # False: shared (pyl.monitor), created if missing, kept while busy
+
+    @property
+    def unified(self) -> CgroupDir | None:
+        return next((d for d in self.dirs if d.version == V2), None)
+
+    def v1_dir(self, controller: str) -> CgroupDir | None:
+        return next((d for d in self.dirs if d.version == V1 and controller in d.controllers), None)
+
+    def controller_dir(self, controller: str) -> CgroupDir | None:
+        """Where ``controller``'s files are: its v1 hierarchy, else the unified one if it has it."""
+        d = self.v1_dir(controller)
+        if d is not None:
+            return d
+        u = self.unified
+        return u if u is not None and controller in u.controllers else None
+
+    @property
+    def primary(self) -> CgroupDir:
+        """Directory whose cgroup.procs/events speak for the whole container."""
+        return self.unified or self.v1_dir("freezer") or self.dirs[0]
+
+
+def _check_name(cgname: str) -> None:
+    if "/" in cgname or cgname in (".", "..") or "\n" in cgname or "\0" in cgname:
+        raise InvalidNameError(f"{cgname!r} cannot be a cgroup name")
+
+
+def _dirs(layout: CgroupLayout, cgname: str) -> tuple[CgroupDir, ...]:
+    _check_name(cgname)
+    return tuple(
+        CgroupDir(h.version, h.mountpoint, h.controllers, h.caller_dir, os.path.join(h.caller_dir, cgname))
+        for h in layout.hierarchies
+    )
+
+
+def _values(v: str | list[str]) -> list[str]:
+    return [v] if isinstance(v, str) else list(v)
+
+
+def _setting_order(s: CgroupSetting) -> int:
+    # The kernel refuses memory.memsw.limit_in_bytes below memory.limit_in_bytes: write it last,
+    # as LXC does (sort_cgroup_settings).
+    return 1 if os.path.basename(s.file).startswith("memory.memsw.") else 0
+
+
+def plan_cgroup(
+    values: Mapping[str, str | list[str]],
+    *,
+    name: str,
+    layout: CgroupLayout,
+    base: dict | None = None,
+) -> CgroupPlan:
+    """Plan ``pyl.payload.NAME`` under the caller's cgroup in every hierarchy.
+
+    ``base`` optionally overrides placement: {"parents": {mountpoint: parent_dir}} puts the cgroup
+    under another directory of that hierarchy (lxc.cgroup.dir-like use, tests).
+    Limits: lxc.cgroup.CTRL.FILE only on v1 hierarchies (ignored on pure v2), lxc.cgroup2.FILE only
+    on the unified one (ignored on pure v1). Devices: see devices.build_policy; absent keys give
+    LXC's default allow-list.
+    """
+    cgname = PAYLOAD_PREFIX + name
+    dirs = _dirs(layout, cgname)
+    if base and base.get("parents"):
+        parents: dict[str, str] = base["parents"]
+        dirs = tuple(
+            CgroupDir(d.version, d.mountpoint, d.controllers, parents[d.mountpoint],
+                      os.path.join(parents[d.mountpoint], cgname)) if d.mountpoint in parents else d
+            for d in dirs
+        )
+    settings: list[CgroupSetting] = []
+    required: list[str] = []
+    has_v1 = any(d.version == V1 for d in dirs)
+    unified = next((d for d in dirs if d.version == V2), None)
+    for key, raw in values.items():
+        if key.startswith("lxc.cgroup2."):
+            rest = key[len("lxc.cgroup2."):]
+            if rest.startswith("devices.") or unified is None:
+                continue
+            controller = rest.split(".", 1)[0]
+            if "." not in rest:
+                raise StartError(f"{key}: not a cgroup2 file name")
+            if controller != _V2_CORE and controller not in required:
+                required.append(controller)
+            settings += [CgroupSetting(key, os.path.join(unified.path, rest), v) for v in _values(raw)]
+        elif key.startswith("lxc.cgroup."):
+            rest = key[len("lxc.cgroup."):]
+            if rest.startswith("devices.") or rest.split(".", 1)[0] in _PLACEMENT_KEYS or not has_v1:
+                continue
+            controller = rest.split(".", 1)[0]
+            target = next((d for d in dirs if d.version == V1 and controller in d.controllers), None)
+            if target is None or "." not in rest:
+                raise StartError(f"{key}: no cgroup v1 hierarchy has controller '{controller}'")
+            settings += [CgroupSetting(key, os.path.join(target.path, rest), v) for v in _values(raw)]
+    settings.sort(key=_setting_order)
+
+    devices, backend = _device_plan(values, dirs)
+    return CgroupPlan(cgname, layout.kind, dirs, tuple(settings), tuple(required), devices, backend)
+
+
+def _device_plan(values: Mapping[str, str | list[str]], dirs: tuple[CgroupDir, ...]
+                 ) -> tuple[DevicePolicy | None, str | None]:
+    if any(d.version == V1 and "devices" in d.controllers for d in dirs):
+        prefix, backend = "lxc.cgroup.devices", "v1"
+    elif any(d.version == V2 for d in dirs) and not any(d.version == V1 for d in dirs):
+        prefix, backend = "lxc.cgroup2.devices", "bpf"
+    else:
+        return None, None  # v1 without a devices hierarchy (or hybrid without one): nothing to enforce with
+    allow, deny = values.get(prefix + ".allow"), values.get(prefix + ".deny")
+    if allow is None and deny is None:
+        return DEFAULT_DEVICE_POLICY, backend
+    # Keys present but empty (userns.conf style "lxc.cgroup.devices.allow =") clear the list.
+    policy = build_policy(_values(allow or []), _values(deny or []), prefix=prefix)
+    if not policy.reset and not policy.rules:
+        return None, None
+    return policy, backend
+
+
+def plan_monitor_cgroup(layout: CgroupLayout) -> CgroupPlan:
+    """The supervisor's shared cgroup, ``pyl.monitor``, beside the payload cgroups.
+
+    Why it exists (cgroup v2 "no internal processes"): a non-root cgroup may not both hold
+    processes and enable controllers for its children. create() of a payload writes the parent's
+    cgroup.subtree_control, so before that the supervisor must leave the parent:
+        create(plan_monitor_cgroup(layout)); attach(monitor_plan, os.getpid())
+    and nothing else may live in the parent (a service cgroup with Delegate=yes, or the root cgroup,
+    which is exempt -- detect_layout(self_cgroup="/proc/1/cgroup") places containers there as LXC
+    does for root). If the parent still holds processes, create() fails naming this.
+    """
+    return CgroupPlan(MONITOR_NAME, layout.kind, _dirs(layout, MONITOR_NAME), exclusive=False)
+
+
+def plan_from_existing(name: str, layout: CgroupLayout) -> CgroupPlan:
+    """Paths of a running container's cgroup, without its config (info, ps, top, pyl-cgroup).
+
+    ``layout`` may come from the caller (the container is under the caller's cgroup) or from
+    detect_layout(self_cgroup=f"/proc/{init_pid}/cgroup"): a path already inside
+    pyl.payload.NAME (even in a sub-cgroup made by the container's own init) is cut back to it.
+    """
+    cgname = PAYLOAD_PREFIX + name
+    _check_name(cgname)
+    dirs = []
+    for h in layout.hierarchies:
+        parts = [p for p in h.path.split("/") if p]
+        if cgname in parts:
+            parts = parts[: parts.index(cgname)]
+        parent = join(h.mountpoint, "/".join(parts))
+        dirs.append(CgroupDir(h.version, h.mountpoint, h.controllers, parent, os.path.join(parent, cgname)))
+    return CgroupPlan(cgname, layout.kind, tuple(dirs))

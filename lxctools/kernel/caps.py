@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from lxctools.errors import KernelError
 from lxctools.kernel._libc import SYS_capget, SYS_capset, syscall
 from lxctools.kernel.ns import prctl
 
@@ -97,11 +98,23 @@ def mask_of(numbers: Iterable[int]) -> int:
 
 
 def cap_last_cap(proc_root: Path | str = "/proc") -> int:
-    """The running kernel's highest capability number (table's last as a fallback)."""
+    """The running kernel's highest capability number.
+
+    /proc may be missing (after pivot_root, before the container mounts its own), so fall back
+    to probing the bounding set: PR_CAPBSET_READ fails with EINVAL past the last capability.
+    """
     try:
         return int(Path(proc_root, "sys/kernel/cap_last_cap").read_text().strip())
     except (OSError, ValueError):
-        return CAP_LAST_KNOWN
+        pass
+    last = -1
+    while last < 63:
+        try:
+            prctl(PR_CAPBSET_READ, last + 1)
+        except KernelError:
+            break
+        last += 1
+    return last if last >= 0 else CAP_LAST_KNOWN
 
 
 def capget(pid: int = 0) -> CapSets:

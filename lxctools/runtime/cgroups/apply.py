@@ -47,8 +47,9 @@ def _copy_cpuset(d: CgroupDir) -> None:
 
 
 def _enable_v2_controllers(d: CgroupDir, required: tuple[str, ...], all_offered: bool) -> None:
-    """Enable in the parent's cgroup.subtree_control every controller it offers (as LXC does,
-    so stats and later pyl-cgroup writes find their files); fail only for ``required`` ones."""
+    """Enable in the parent's cgroup.subtree_control every controller it offers (as LXC does, so
+    stats and later pyl-cgroup writes find their files); fail only for ``required`` ones.
+    Runs before the child's mkdir, so the child has the controllers' files when limits are written."""
     try:
         offered = read_file(os.path.join(d.parent, "cgroup.controllers")).split()
         enabled = set(read_file(os.path.join(d.parent, "cgroup.subtree_control")).split())
@@ -61,7 +62,9 @@ def _enable_v2_controllers(d: CgroupDir, required: tuple[str, ...], all_offered:
                 hint="enable it in the ancestors' cgroup.subtree_control (systemd: Delegate=yes)")
     # On hybrid hosts the v1 hierarchies carry the controllers: touch the unified parent (often the
     # host's root cgroup) only for what the config asks for.
-    wanted = offered if all_offered else [c for c in offered if c in required]
+    # The plan's controllers (the layout's view of the parent) bound the set, so a plan built from a
+    # narrowed layout never touches more than it names.
+    wanted = [c for c in offered if c in required or (all_offered and c in d.controllers)]
     missing = [c for c in wanted if c not in enabled]
     if not missing:
         return

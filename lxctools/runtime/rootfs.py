@@ -217,6 +217,8 @@ def _int(values: Mapping[str, str | list[str]], key: str, default: int) -> int:
 def _inner(path: str, rootfs_path: str) -> str:
     """A target as a path relative to the rootfs; absolute paths under the rootfs lose that prefix (as LXC)."""
     prefix = rootfs_path.rstrip("/") + "/"
+    if path.rstrip("/") == prefix.rstrip("/"):
+        return "."
     if path.startswith(prefix):
         path = path[len(prefix):]
     return os.path.normpath(path.lstrip("/")) if path.strip("/") else "."

@@ -281,3 +281,12 @@ def test_read_only_rootfs_option(rootfs: Path) -> None:
 
     report = in_namespaces(body)
     assert report == {"ok": {"root": errno.EROFS, "dev": 0, "proc_sys": False}}
+
+
+def test_missing_rootfs_and_missing_tty_pty_are_start_errors(rootfs: Path, tmp_path: Path) -> None:
+    gone = plan_rootfs({}, rootfs=str(tmp_path / "nope"), tty_count=0, container_name="t7")
+    report = in_namespaces(lambda: apply_rootfs(gone, console_path=None, tty_paths=[]))
+    assert report == {"error": f"StartError: lxc.rootfs.path: rootfs {tmp_path / 'nope'} is not a directory"}
+    short = plan_rootfs({"lxc.autodev": "0"}, rootfs=str(rootfs), tty_count=2, container_name="t7")
+    report = in_namespaces(lambda: apply_rootfs(short, console_path=None, tty_paths=["/dev/null"]))
+    assert report == {"error": "StartError: lxc.tty.max: no host pty was allocated for tty2"}

@@ -246,6 +246,116 @@ class Container:
         run_hooks(values, hook, name=self.name, config_file=str(self.config_path), extra_env={})
 
     # ---- running: delegated to the supervisor ------------------------------------------------
+    def start_values(self, rcfile: str | None = None, overrides: list[str] | None = None) -> tuple[dict, str]:
+        """The config a start would use (file + -s overrides), validated; and its path."""
+        cfg = self.load_config(rcfile)
+        if overrides:
+            cfg.apply_overrides(overrides)
+        path = rcfile or str(self.config_path)
+        return cfg.values(), str(path)
+
+    def start(self, *, rcfile: str | None = None, overrides: list[str] | None = None,
+              command: list[str] | None = None) -> tuple[bool, int | None]:
+        """Start and return (started_now, init pid); (False, pid) if it was already running."""
+        from lxctools.monitor.client import connect
+        with self.lock("start"):
+            if rcfile is None:
+                self.require_defined()
+            rs = self.runstate()
+            if rs.state.is_running:
+                return False, rs.pid
+            values, config_file = self.start_values(rcfile, overrides)
+            with connect(self.layout) as conn:
+                reply = conn.request(self._start_message(values, config_file, command))
+            return not reply.get("already"), reply.get("pid")
+
+    def _start_message(self, values: dict, config_file: str, command: list[str] | None,
+                       app_container: bool = False) -> dict:
+        from lxctools.config.system import load_system_config
+        return {"op": "start", "name": self.name, "config_file": config_file, "values": values,
+                "command": command, "app_container": app_container,
+                "default_bridge": getattr(load_system_config(), "default_bridge", "pylbr0")}
+
+    def execute(self, command: list[str], *, rcfile: str | None = None,
+                overrides: list[str] | None = None) -> int:
+        """Run command as an application container with this process's stdio; return its status."""
+        import signal as _signal
+        from lxctools.monitor.client import connect, check
+        with self.lock("execute"):
+            if rcfile is None:
+                self.require_defined()
+            rs = self.runstate()
+            if rs.state.is_running:
+                raise WrongStateError(f"cannot execute: container is {rs.state}")
+            values, config_file = self.start_values(rcfile, overrides)
+            conn = connect(self.layout)
+            conn.send(self._start_message(values, config_file, command, app_container=True), fds=[0, 1, 2])
+            check(conn.receive())
+        # The container runs on its own now; the lock is for the start only.
+        forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
+                     _signal.SIGUSR1, _signal.SIGUSR2)
+        pending: list[int] = []
+        previous = {sig: _signal.signal(sig, lambda s, _f: pending.append(s)) for sig in forwarded}
+        try:
+            while True:
+                message = conn.reader.next_message()
+                if message is None:
+                    while pending:
+                        conn.send({"op": "signal", "name": self.name, "signal": pending.pop(0), "quiet": True})
+                    if not conn.reader.fill():
+                        raise PylError("lost the supervisor while the command ran")
+                    continue
+                if message.get("event") == "exit":
+                    return int(message["status"])
+        finally:
+            for sig, handler in previous.items():
+                _signal.signal(sig, handler)
+            conn.close()
+
+    def stop(self, *, kill: bool = False, timeout: float = 60, wait: bool = True, reboot: bool = False,
+             nokill: bool = False) -> None:
+        from lxctools.errors import NotRunningError
+        from lxctools.monitor.client import request_stop
+        rs = self.runstate()
+        if not rs.state.is_running:
+            raise NotRunningError("is not running")
+        request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=wait, reboot=reboot,
+                     nokill=nokill)
+
+    def freeze(self) -> None:
+        self._simple_request("freeze")
+
+    def unfreeze(self) -> None:
+        rs = self.runstate()
+        if not rs.state.is_running:
+            return  # as lxc-unfreeze: unfreezing a stopped container is a silent success
+        self._simple_request("unfreeze")
+
+    def _simple_request(self, op: str) -> dict:
+        from lxctools.monitor.client import connect
+        rs = self.require_state(op)
+        with connect(self.layout, start=not rs.supervised) as conn:
+            return conn.request({"op": op, "name": self.name})
+
+    def wait(self, states: frozenset[State], timeout: float | None) -> State:
+        """Return once the container is in one of states; TimeoutError_ after timeout seconds."""
+        from lxctools.errors import TimeoutError_
+        from lxctools.monitor.client import connect
+        rs = self.runstate()
+        if rs.state in states:
+            return rs.state
+        if timeout == 0:
+            raise TimeoutError_(f"container is {rs.state}, not {'|'.join(sorted(states))}")
+        with connect(self.layout) as conn:
+            try:
+                reply = conn.request({"op": "wait", "name": self.name, "states": sorted(states),
+                                      "timeout": timeout})
+            except PylError as err:
+                if err.exit_code == 76:
+                    raise TimeoutError_(f"timed out waiting for {'|'.join(sorted(states))}") from None
+                raise
+        return State(reply["state"])
+
     def _stop_locked(self, *, kill: bool, timeout: float) -> None:
         from lxctools.monitor.client import request_stop
         request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=True)

@@ -79,6 +79,7 @@ def build_parser(tool: str, module) -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     common.add_argument("--version", action="version", version=__version__)
     module.add_arguments(parser)
+    parser.set_defaults(_name_states=getattr(module, "NAME_STATES", None))
     if module.NEEDS_NAME and not getattr(module, "NO_POSITIONAL_NAME", False):
         arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)
         arg.completer = _complete_names  # type: ignore[attr-defined]
@@ -150,7 +151,7 @@ def _resolve_name(module, args: argparse.Namespace) -> str | None:
         raise UsageError(f"unexpected argument '{positional}' (the name was given with -n)")
     if needs and name is None:
         raise UsageError("no container name specified", hint="give -n NAME or the name as first argument")
-    if name is not None:
+    if name is not None and not getattr(module, "NAME_IS_PATTERN", False):
         from lxctools.names import validate_name
         validate_name(name)
     args.name = name

@@ -279,8 +279,9 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
             os.chdir(cwd)
         except OSError as err:
             raise StartError(f"lxc.init.cwd '{cwd}': {err.strerror}") from None
-        _set_ids(values)
+        # Confinement before the id switch: seccomp and the bounding set need root's privileges.
         security.apply_security(sec_plan)
+        _set_ids(values)
         if req.app_container:
             from lxctools.runtime.appinit import run_app_init
             run_app_init(argv, env, sock)

@@ -1,0 +1,168 @@
+"""pyl-info: state, PID, addresses, resource use and config keys of one container."""
+
+from __future__ import annotations
+
+HELP = """Show a container's Name, State, PID, IP, CPU/BlkIO/Memory/KMem use and per-link traffic.
+
+  pyl-info -n c1              everything
+  pyl-info -n c1 -p -H        bare init PID, for scripts
+  pyl-info -n c1 -c lxc.net.0.link
+  pyl-info -n c1 --json       all fields as one JSON object
+Stats come from cgroup v1 or v2, whichever the host has (lxc-info 5.0 prints none on pure v2)."""
+NEEDS_NAME = True
+NAME_STATES = "info"
+
+
+def add_arguments(parser) -> None:
+    from lxctools.cli.complete import config_keys
+    arg = parser.add_argument("-c", "--config", action="append", default=[], metavar="KEY",
+                              help="print a config key (repeatable)")
+    arg.completer = config_keys
+    parser.add_argument("-s", "--state", action="store_true", help="state")
+    parser.add_argument("-p", "--pid", action="store_true", help="init PID")
+    parser.add_argument("-i", "--ips", action="store_true", help="IP addresses")
+    parser.add_argument("-S", "--stats", action="store_true", help="CPU, block I/O, memory, traffic")
+    parser.add_argument("-H", "--no-humanize", action="store_true", help="raw numbers")
+    parser.add_argument("--json", action="store_true", help="one JSON object with every field")
+
+
+def humanize(n: int) -> str:
+    if n > 1 << 30:
+        return f"{n / (1 << 30):.2f} GiB"
+    if n > 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    if n > 1024:
+        return f"{n / 1024:.2f} KiB"
+    return f"{n} bytes"
+
+
+def gather(container, want_stats: bool, want_ips: bool) -> dict:
+    rs = container.runstate()
+    info: dict = {"name": container.name, "state": str(rs.state), "pid": rs.pid}
+    if not rs.state.is_running:
+        return info
+    info["ips"] = []
+    info["links"] = []
+    if want_ips or want_stats:
+        from lxctools.errors import PylError
+        from lxctools.monitor.client import try_connect
+        conn = try_connect(container.layout)
+        if conn is not None:
+            with conn:
+                try:
+                    net = conn.request({"op": "netinfo", "names": [container.name]})["containers"].get(container.name)
+                except PylError:
+                    net = None
+            if isinstance(net, list):
+                for iface in net:
+                    if iface["name"] == "lo":
+                        continue
+                    info["ips"] += [a.split("/")[0] for a in iface.get("ipv4", []) + iface.get("ipv6", [])]
+                host_links = _host_links(rs.record)
+                for iface in net:
+                    if iface["name"] in host_links:
+                        info["links"].append({"link": host_links[iface["name"]], "tx_bytes": iface.get("tx_bytes", 0),
+                                              "rx_bytes": iface.get("rx_bytes", 0)})
+    if want_stats:
+        from lxctools.runtime import cgroups
+        try:
+            stats = cgroups.stats(cgroups.plan_from_existing(container.name, cgroups.detect_layout()))
+            info.update({"cpu_ns": stats.cpu_ns, "blkio_bytes": _blkio(stats), "memory_bytes": stats.memory_bytes,
+                         "kmem_bytes": stats.kmem_bytes})
+        except Exception:
+            pass
+    return info
+
+
+def _blkio(stats) -> int | None:
+    value = getattr(stats, "blkio_bytes", None)
+    if isinstance(value, (tuple, list)):
+        return sum(v or 0 for v in value)
+    return value
+
+
+def _host_links(record: dict | None) -> dict[str, str]:
+    """Container interface name -> host-side link name (veth peer, or the parent link)."""
+    links: dict[str, str] = {}
+    values = (record or {}).get("values", {})
+    net = (record or {}).get("net") or {}
+    for entry in net.get("links", []) if isinstance(net, dict) else []:
+        if isinstance(entry, dict) and entry.get("inside") and entry.get("host"):
+            links[entry["inside"]] = entry["host"]
+    i = 0
+    while f"lxc.net.{i}.type" in values or i < 4:
+        kind = values.get(f"lxc.net.{i}.type")
+        inside = values.get(f"lxc.net.{i}.name") or f"eth{i}"
+        if kind and inside not in links:
+            host = values.get(f"lxc.net.{i}.veth.pair") if kind == "veth" else values.get(f"lxc.net.{i}.link")
+            if host:
+                links[inside] = host
+        i += 1
+    return links
+
+
+def run(args, ctx) -> int:
+    import sys
+    container = ctx.container(args.name)
+    out = sys.stdout
+    defined = container.is_defined()
+    if not defined and not container.runstate().state.is_running:
+        from lxctools.errors import NotFoundError
+        raise NotFoundError("doesn't exist")
+    if args.config:
+        values = container.load_config(args.rcfile).values()
+        from lxctools.config.keys import lookup
+        for key in args.config:
+            lookup(key)  # unknown key -> ConfigError with a suggestion
+            value = values.get(key)
+            if args.no_humanize and len(args.config) == 1:
+                out.write(_format_value(value, bare=True) + "\n")
+            else:
+                out.write(f"{key} = {_format_value(value)}\n".replace(" = \n", " =\n"))
+        if not (args.state or args.pid or args.ips or args.stats):
+            return 0
+    selectors = [args.state, args.pid, args.ips] + [args.stats] * 5
+    everything = not any(selectors) or args.json
+    info = gather(container, want_stats=everything or args.stats, want_ips=everything or args.ips)
+    if args.json:
+        import json
+        out.write(json.dumps(info, indent=2) + "\n")
+        return 0
+    bare = args.no_humanize and sum(bool(s) for s in selectors) == 1
+    lines: list[tuple[str, str]] = []
+    if everything:
+        lines.append(("Name:", info["name"]))
+    if everything or args.state:
+        lines.append(("State:", info["state"]))
+    running = info["state"] != "STOPPED"
+    if running and (everything or args.pid):
+        lines.append(("PID:", str(info["pid"])))
+    if running and (everything or args.ips):
+        lines += [("IP:", ip) for ip in info.get("ips", [])]
+    if running and (everything or args.stats):
+        h = (lambda n: str(n)) if args.no_humanize else humanize
+        if info.get("cpu_ns") is not None:
+            cpu = str(info["cpu_ns"]) if args.no_humanize else f"{info['cpu_ns'] / 1e9:.2f} seconds"
+            lines.append(("CPU use:", cpu))
+        if info.get("blkio_bytes") is not None:
+            lines.append(("BlkIO use:", h(info["blkio_bytes"])))
+        if info.get("memory_bytes") is not None:
+            lines.append(("Memory use:", h(info["memory_bytes"])))
+        if info.get("kmem_bytes") is not None:
+            lines.append(("KMem use:", h(info["kmem_bytes"])))
+        for link in info.get("links", []):
+            lines.append(("Link:", link["link"]))
+            lines.append((" TX bytes:", h(link["tx_bytes"])))
+            lines.append((" RX bytes:", h(link["rx_bytes"])))
+            lines.append((" Total bytes:", h(link["tx_bytes"] + link["rx_bytes"])))
+    for label, value in lines:
+        out.write(f"{value}\n" if bare else f"{label:<15} {value}\n")
+    return 0
+
+
+def _format_value(value, bare: bool = False) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return "\n".join(value)
+    return str(value)

@@ -1,0 +1,52 @@
+"""pyl-start: start a container (system init)."""
+
+from __future__ import annotations
+
+HELP = """Start a container's init (lxc.init.cmd, default /sbin/init) in new namespaces.
+
+  pyl-start -n c1            return once RUNNING (daemon mode is the default, as in LXC)
+  pyl-start -n c1 -F         foreground: console on this terminal until the container stops
+  pyl-start -n c1 -s lxc.cgroup2.memory.max=256M -- /bin/sh
+
+Already running: says so on stderr and exits 0, as lxc-start does. -p writes the PID of the
+supervisor (pyl-monitord, shared by the containers of one lxcpath) like lxc-start's monitor PID."""
+NEEDS_NAME = True
+NAME_STATES = "start"
+TAKES_COMMAND = True
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("-d", "--daemon", action="store_true", help="run in the background (default)")
+    parser.add_argument("-F", "--foreground", action="store_true", help="console on this terminal")
+    parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
+    parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
+                        help="override a config key (repeatable)")
+    parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE")
+    parser.add_argument("-L", "--console-log", help="log the console to FILE (lxc.console.logfile)")
+    parser.add_argument("-C", "--close-all-fds", action="store_true", help="accepted for LXC compatibility (always done)")
+
+
+def run(args, ctx) -> int:
+    import sys
+    from lxctools.errors import UsageError
+    if args.daemon and args.foreground:
+        raise UsageError("-d and -F exclude each other")
+    rcfile = args.rcfile_short or args.rcfile
+    overrides = list(args.define)
+    if args.console_log:
+        overrides.append(f"lxc.console.logfile={args.console_log}")
+    container = ctx.container(args.name)
+    started, pid = container.start(rcfile=rcfile, overrides=overrides, command=args.command)
+    if not started:
+        if not ctx.quiet:
+            sys.stderr.write(f"{ctx.prog}: {args.name}: container is already running\n")
+        return 0
+    if args.pidfile:
+        from lxctools.monitor.client import request
+        info = request(ctx.layout, {"op": "ping"})
+        with open(args.pidfile, "w") as f:
+            f.write(f"{info['pid']}\n")
+    if args.foreground:
+        from lxctools.cli.console import attach_console
+        attach_console(ctx, container, tty=0, escape=None, until_stopped=True)
+    return 0

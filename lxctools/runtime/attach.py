@@ -1,0 +1,239 @@
+"""Entering a running container: namespaces, cgroup, root, confinement, then exec.
+
+Runs in a child of pyl-attach (never in the caller itself):
+  child:  made non-dumpable, every fd but the ones it needs closed, joins the container's
+          cgroup, setns() into its namespaces (user first, mnt last: entering mnt moves root and
+          cwd to the container's), forks again so the grandchild is inside the PID namespace,
+          waits for it and exits with its status (128+N for a signal).
+  grandchild: allocates a pty from the *container's* devpts when asked (so the caller's
+          terminal is never inside: no TIOCSTI injection), sets ids, environment and cwd
+          resolved inside the container (never a host path: CVE-2024-21626), re-applies the
+          container's confinement and execs.
+Non-dumpable until exec keeps /proc/PID/exe and /proc/PID/fd out of the container's reach
+(CVE-2019-5736): the only host object the container could see is gone once exec happens.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxctools.errors import NotFoundError, PylError
+from lxctools.kernel import ns
+
+ATTACH_NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
+NS_ALIASES = {"MOUNT": "mnt", "MNT": "mnt", "PID": "pid", "UTSNAME": "uts", "UTS": "uts", "IPC": "ipc",
+              "USER": "user", "NETWORK": "net", "NET": "net", "CGROUP": "cgroup", "TIME": "time"}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class AttachSpec:
+    pid: int
+    values: dict[str, Any]
+    command: list[str] | None
+    namespaces: tuple[str, ...] = ATTACH_NAMESPACES
+    elevated: frozenset[str] = frozenset()      # subset of CAP, CGROUP, LSM
+    uid: int | None = None
+    gid: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    clear_env: bool = True
+    keep_vars: tuple[str, ...] = ()
+    cwd: str | None = None
+    pty: bool = False
+    cgroup_plan: Any = None
+
+
+def parse_namespaces(text: str) -> tuple[str, ...]:
+    wanted = set()
+    for part in text.replace(",", "|").split("|"):
+        part = part.strip()
+        if not part:
+            continue
+        key = NS_ALIASES.get(part.upper())
+        if key is None:
+            raise PylError(f"unknown namespace '{part}' (MOUNT PID UTSNAME IPC USER NETWORK CGROUP)",
+                           exit_code=64)
+        wanted.add(key)
+    return tuple(n for n in ATTACH_NAMESPACES if n in wanted)
+
+
+def build_environment(spec: AttachSpec, passwd: tuple[str, str] | None) -> dict[str, str]:
+    """Order as lxc-attach: (clear|keep) -> container=lxc -> lxc.environment -> -v values."""
+    if spec.clear_env:
+        env = {k: os.environ[k] for k in spec.keep_vars if k in os.environ}
+        env.setdefault("PATH", DEFAULT_PATH)
+        if spec.pty and "TERM" in os.environ:
+            env["TERM"] = os.environ["TERM"]
+        if passwd is not None:
+            env.setdefault("HOME", passwd[0])
+    else:
+        env = dict(os.environ)
+    env["container"] = "lxc"
+    items = spec.values.get("lxc.environment") or []
+    for item in [items] if isinstance(items, str) else items:
+        if "=" in item:
+            k, _, v = item.partition("=")
+            env[k] = v
+        elif item in os.environ:
+            env[item] = os.environ[item]
+    env.update(spec.env)
+    return env
+
+
+def login_shell(uid: int) -> tuple[str, str] | None:
+    """(home, shell) of uid from the container's /etc/passwd (called after entering its root)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 7 and parts[2] == str(uid):
+                    return parts[5] or "/", parts[6] or "/bin/sh"
+    except OSError:
+        pass
+    return None
+
+
+def _send_fd(sock: socket.socket, fd: int) -> None:
+    sock.sendmsg([b"P"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+
+def recv_fd(sock: socket.socket) -> int | None:
+    data, anc, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(4))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            return array.array("i", payload[:4])[0]
+    return None
+
+
+def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
+    """Fork the attach child; returns its pid. `report` gets 'pid N', an fd (pty) or 'error ...'."""
+    ns_fds = {}
+    try:
+        for name in spec.namespaces:
+            path = f"/proc/{spec.pid}/ns/{name}"
+            if name == "user" and os.path.realpath(path) == os.path.realpath("/proc/self/ns/user"):
+                continue  # same user namespace: setns would fail with EINVAL
+            if os.readlink(path) == os.readlink(f"/proc/self/ns/{name}"):
+                continue
+            ns_fds[name] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        for fd in ns_fds.values():
+            os.close(fd)
+        raise NotFoundError("the container's init is gone (it stopped meanwhile)") from None
+    child = os.fork()
+    if child == 0:
+        try:
+            _child(spec, ns_fds, report)
+        except BaseException as err:
+            _report_error(report, err)
+        os._exit(1)
+    for fd in ns_fds.values():
+        os.close(fd)
+    return child
+
+
+def _report_error(sock: socket.socket, err: BaseException) -> None:
+    text = err.message if isinstance(err, PylError) else f"{type(err).__name__}: {err}"
+    try:
+        sock.sendall(f"error {text}\n".encode())
+    except OSError:
+        pass
+    os._exit(1)
+
+
+def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
+    ns.set_dumpable(False)
+    keep = {0, 1, 2, report.fileno(), *ns_fds.values()}
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    if "CGROUP" not in spec.elevated and spec.cgroup_plan is not None:
+        from lxctools.runtime import cgroups
+        cgroups.attach(spec.cgroup_plan, os.getpid())
+    for name in ATTACH_NAMESPACES:
+        fd = ns_fds.get(name)
+        if fd is not None:
+            ns.setns(fd, ns.NAMESPACES[name])
+            os.close(fd)
+    grandchild = os.fork()
+    if grandchild == 0:
+        try:
+            _grandchild(spec, report)
+        except BaseException as err:
+            _report_error(report, err)
+    report.sendall(f"pid {grandchild}\n".encode())
+    report.close()
+    import signal
+    # Forward what reaches us (pyl-attach signals the grandchild directly; this is a safety net).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, lambda s, _f: _kill(grandchild, s))
+    while True:
+        try:
+            _, status = os.waitpid(grandchild, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(128 - code if code < 0 else code)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _grandchild(spec: AttachSpec, report: socket.socket) -> None:
+    uid = spec.uid if spec.uid is not None else int(spec.values.get("lxc.init.uid") or 0)
+    gid = spec.gid if spec.gid is not None else int(spec.values.get("lxc.init.gid") or 0)
+    passwd = login_shell(uid)
+    argv = spec.command or [passwd[1] if passwd else "/bin/sh"]
+    if spec.pty:
+        import fcntl
+        import termios
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        fcntl.ioctl(master, termios.TIOCSPTLCK, b"\0\0\0\0")
+        number = int.from_bytes(fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"), "little")
+        slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+        _send_fd(report, master)
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(slave, target)
+        if slave > 2:
+            os.close(slave)
+    env = build_environment(spec, passwd)
+    cwd = spec.cwd if spec.cwd and os.path.isdir(spec.cwd) else "/"
+    os.chdir(cwd)
+    # Confinement before the id switch: loading seccomp and shrinking the bounding set need
+    # privileges that setresuid() to a non-root uid takes away.
+    if "CAP" not in spec.elevated:
+        from lxctools.runtime import security
+        security.apply_security(security.plan_security(spec.values))
+    if gid or uid:
+        os.setgroups([])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    report.close()
+    path = argv[0]
+    if "/" not in path:
+        for folder in env.get("PATH", DEFAULT_PATH).split(":"):
+            candidate = os.path.join(folder, path)
+            if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+                path = candidate
+                break
+    try:
+        os.execve(path, argv, env)
+    except OSError as err:
+        os.write(2, f"pyl-attach: {argv[0]}: {err.strerror}\n".encode())
+        os._exit(127 if err.errno == 2 else 126)

@@ -1,0 +1,173 @@
+"""Shared fixtures: a throwaway lxcpath and run dir per test, the `pyl` runner, and the leak check.
+
+Integration tests use real containers. After each one, `no_leaks` fails the test if anything
+the test made is still there: a process, a mount, a cgroup, a link, a supervisor. In CI
+(PYL_NO_SKIP=1, set by .ci/run) a skipped test is a failure: CI has root and every kernel
+feature, so a skip there means a test silently did not run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "bin" / "pyl"
+IS_ROOT = os.geteuid() == 0
+
+requires_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, cgroups, mounts)")
+
+
+def busybox_path() -> str | None:
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+requires_busybox = pytest.mark.skipif(busybox_path() is None, reason="needs busybox-static (apt-get install busybox-static)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("PYL_NO_SKIP") == "1" and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.longrepr = f"skipped in CI, where every requirement is present: {reason}"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Pyl:
+    """Runs pyl tools as a user would (a separate process), against this test's lxcpath."""
+
+    def __init__(self, lxcpath: Path, rundir: Path) -> None:
+        self.lxcpath = lxcpath
+        self.rundir = rundir
+        self.env = dict(os.environ)
+        self.env.update({"PYL_RUNDIR": str(rundir), "PYL_MONITOR_LINGER": "0",
+                         "PYL_LXCPATH": str(lxcpath), "PYTHONDONTWRITEBYTECODE": "1"})
+        self.env.pop("PYL_NO_SKIP", None)
+
+    def argv(self, tool: str, *args: str) -> list[str]:
+        return [sys.executable, str(BIN), tool, "-P", str(self.lxcpath), *args]
+
+    def __call__(self, tool: str, *args: str, input: bytes | str | None = None, timeout: float = 60,
+                 check: bool = False) -> Result:
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(self.argv(tool, *args), input=data, capture_output=True, env=self.env,
+                              timeout=timeout, stdin=None if data is not None else subprocess.DEVNULL)
+        result = Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+        if check and proc.returncode != 0:
+            raise AssertionError(f"pyl-{tool} {' '.join(args)} -> {proc.returncode}\n{result.stderr}{result.stdout}")
+        return result
+
+    def ok(self, tool: str, *args: str, **kw) -> Result:
+        return self(tool, *args, check=True, **kw)
+
+    def popen(self, tool: str, *args: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(tool, *args), env=self.env, **kw)
+
+
+@pytest.fixture
+def pyl(tmp_path_factory):
+    # Short paths: the supervisor's socket path must fit in sun_path (108 bytes).
+    base = Path(tempfile.mkdtemp(prefix="pylt-", dir="/tmp"))
+    lxcpath = base / "lxc"
+    rundir = base / "run"
+    lxcpath.mkdir()
+    rundir.mkdir()
+    runner = Pyl(lxcpath, rundir)
+    before = snapshot()
+    yield runner
+    try:
+        _stop_everything(runner)
+        after = wait_for_clean(before)
+        leaks = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
+        assert not leaks, f"test leaked: {leaks}"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _stop_everything(runner: Pyl) -> None:
+    """Kill whatever a (possibly failed) test left running in its lxcpath, then let the supervisor go."""
+    listing = runner("ls", "--running", "-1")
+    for name in listing.stdout.split():
+        runner("stop", "-n", name, "-k")
+    runner("monitor", "-Q")
+
+
+def snapshot() -> dict[str, set[str]]:
+    return {
+        "processes": _pyl_processes(),
+        "mounts": _mounts(),
+        "cgroups": _cgroups(),
+        "links": _links(),
+    }
+
+
+def wait_for_clean(before: dict[str, set[str]], timeout: float = 10.0) -> dict[str, set[str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        after = snapshot()
+        if all(not (after[k] - before[k]) for k in after) or time.monotonic() > deadline:
+            return after
+        time.sleep(0.05)
+
+
+def _pyl_processes() -> set[str]:
+    found = set()
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if "lxctools.monitor" in cmd or comm in ("pyl-monitord", "pyl-init") or "/pylt-" in cmd:
+            found.add(f"{entry} {comm} {cmd[:80]}")
+    return found
+
+
+def _mounts() -> set[str]:
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f if "pyl" in line}
+
+
+def _cgroups() -> set[str]:
+    found = set()
+    for root, dirs, _files in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            if d.startswith("pyl."):
+                found.add(os.path.join(root, d))
+        depth = root.count("/") - "/sys/fs/cgroup".count("/")
+        if depth >= 3:
+            dirs[:] = []
+    return found
+
+
+def _links() -> set[str]:
+    try:
+        names = os.listdir("/sys/class/net")
+    except OSError:
+        return set()
+    return {n for n in names if n.startswith(("pyl", "veth")) and n != "pylbr0"}

@@ -1,0 +1,387 @@
+"""pyl's TOML config format: nested tables whose flattened dotted paths are LXC key names.
+
+    [lxc]
+    include = ["/etc/pyl/common.toml"]
+    "autodev.tmpfs.size" = 500000      # leaf-and-prefix keys are quoted dotted keys
+    [lxc.uts]
+    name = "c1"
+    [lxc.net.0]
+    type = "veth"
+    "ipv4.address" = ["10.0.3.5/24"]   # multi-valued keys are arrays, one element per line
+
+Semantics, given that a TOML table is unordered: `lxc.include` files are processed first,
+then group clears (`"lxc.net" = ""`), then every other key in document order; an array
+element "" clears what came before (as an empty LXC line does). Integers and booleans
+become "N" / "1" / "0". Top-level tables other than [lxc] are ignored, like non-lxc lines.
+
+Reading uses tomllib; editing (which keeps the user's comments) and writing new files
+use tomlkit, imported only then.
+"""
+
+from __future__ import annotations
+
+from lxctools.config import keys
+from lxctools.config.lxcformat import Entry
+from lxctools.errors import ConfigError
+
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def load_toml(text: str, source: str) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line N, column M)".
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+
+
+def _scalar(value: object, key: str, source: str) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, str)):
+        return str(value)
+    raise ConfigError(f"{source}: {key}: unsupported TOML value {value!r} "
+                      "(use a string, integer, boolean or an array of those)")
+
+
+def flatten(data: dict, source: str) -> list[Entry]:
+    """The document's own entries in processing order (includes, group clears, the rest)."""
+    includes: list[Entry] = []
+    clears: list[Entry] = []
+    rest: list[Entry] = []
+
+    def emit(key: str, value: object) -> None:
+        spec = keys.find(key)
+        if spec is None:
+            raise ConfigError(f"{source}: {keys.unknown_key_message(key)}")
+        if isinstance(value, list):
+            if not spec.multi and len(value) > 1:
+                raise ConfigError(f"{source}: {key} takes a single value, not an array")
+            lines = [_scalar(item, key, source) for item in value]
+        else:
+            lines = [_scalar(value, key, source)]
+        target = includes if key == "lxc.include" else clears if spec.group_clear else rest
+        target.extend(Entry(key, line, source, None) for line in lines)
+
+    def walk(prefix: str, table: dict) -> None:
+        for name, value in table.items():
+            key = f"{prefix}.{name}"
+            if isinstance(value, dict):
+                walk(key, value)
+            else:
+                emit(key, value)
+
+    for name, value in data.items():
+        if name != "lxc" and not name.startswith("lxc."):
+            continue
+        if isinstance(value, dict):
+            walk(name, value)
+        elif name == "lxc":
+            raise ConfigError(f"{source}: 'lxc' must be a table")
+        else:
+            emit(name, value)
+    return includes + clears + rest
+
+
+# --- writing -----------------------------------------------------------------------
+
+def placement(key: str, leaves: set[str] | frozenset[str]) -> tuple[str, str]:
+    """(table path, key inside it) for KEY, given every leaf key of the document.
+
+    Canonical table: lxc.net.N for network keys, lxc.A for lxc.A.rest, lxc for lxc.A.
+    When a leaf is also a prefix of that table (lxc.autodev vs lxc.autodev.tmpfs.size,
+    lxc.net vs lxc.net.0.type) the key moves up to the parent as a quoted dotted key.
+    """
+    net = keys.net_index(key)
+    parts = key.split(".")
+    if net is not None and net[1]:
+        table = f"lxc.net.{net[0]}"
+    elif len(parts) > 2:
+        table = "lxc." + parts[1]
+    else:
+        table = "lxc"
+    while table != "lxc":
+        tparts = table.split(".")
+        conflict = next((p for p in (".".join(tparts[:i]) for i in range(2, len(tparts) + 1))
+                         if p in leaves), None)
+        if conflict is None:
+            break
+        table = conflict.rsplit(".", 1)[0]
+    return table, key[len(table) + 1:]
+
+
+def toml_key(name: str) -> str:
+    return name if name and all(c in _BARE for c in name) else toml_string(name)
+
+
+def toml_string(value: str) -> str:
+    out = ['"']
+    for c in value:
+        if c == '"':
+            out.append('\\"')
+        elif c == "\\":
+            out.append("\\\\")
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def typed(spec: keys.KeySpec, value: str) -> str | int | bool:
+    """VALUE as the TOML scalar its key's kind suggests, if that round-trips exactly."""
+    if spec.kind == "bool" and value in ("0", "1"):
+        return value == "1"
+    if spec.kind == "int" and value.lstrip("-").isdigit() and str(int(value)) == value \
+            and -2**63 <= int(value) < 2**63:
+        return int(value)
+    return value
+
+
+def _literal(obj: str | int | bool) -> str:
+    if isinstance(obj, bool):
+        return "true" if obj else "false"
+    if isinstance(obj, int):
+        return str(obj)
+    return toml_string(obj)
+
+
+def value_text(key: str, values: list[str]) -> str:
+    spec = keys.lookup(key)
+    items = [_literal(typed(spec, v)) for v in values]
+    if not spec.multi:
+        return items[-1]
+    if len(items) <= 1:
+        return "[" + "".join(items) + "]"
+    return "[\n" + "".join(f"    {item},\n" for item in items) + "]"
+
+
+def _comment(raw: str) -> str | None:
+    text = raw.strip()
+    if not text:
+        return None
+    return text if text.startswith("#") else "# " + text
+
+
+def render(items: list[tuple[str, list[str], list[str]]], header: list[str], trailer: list[str]) -> str:
+    """TOML text for ITEMS = (key, line values, comment lines before it), grouped by table."""
+    leaves = {key for key, _, _ in items}
+    tables: dict[str, list[str]] = {"lxc": []}
+    for key, values, comments in items:
+        table, name = placement(key, leaves)
+        body = tables.setdefault(table, [])
+        body.extend(c for c in (_comment(raw) for raw in comments) if c)
+        body.append(f"{toml_key(name)} = {value_text(key, values)}")
+    out = [c for c in (_comment(raw) for raw in header) if c]
+    if out:
+        out.append("")
+    for table, body in tables.items():
+        if not body:
+            continue
+        out.append("[" + ".".join(toml_key(p) for p in _table_parts(table)) + "]")
+        out.extend(body)
+        out.append("")
+    out.extend(c for c in (_comment(raw) for raw in trailer) if c)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _table_parts(table: str) -> list[str]:
+    return table.split(".")
+
+
+# --- the document ---------------------------------------------------------------------
+
+class TomlDocument:
+    """A pyl TOML config file, unexpanded. Edits go through tomlkit to keep comments."""
+
+    fmt = "toml"
+
+    def __init__(self, text: str, source: str = "<string>") -> None:
+        self.source = source
+        self.text = text
+        self._entries = flatten(load_toml(text, source), source)
+        self._tk = None
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    def to_text(self) -> str:
+        return self.text
+
+    # --- tomlkit plumbing ---
+    def _doc(self):
+        if self._tk is None:
+            import tomlkit
+
+            self._tk = tomlkit.parse(self.text)
+        return self._tk
+
+    def _commit(self) -> None:
+        self.text = self._tk.as_string()
+        self._entries = flatten(load_toml(self.text, self.source), self.source)
+
+    def _leaves(self) -> list[tuple[object, str, str]]:
+        """(owning table, key inside it, full key) for every lxc leaf, in document order."""
+        from tomlkit.items import Table
+
+        out: list[tuple[object, str, str]] = []
+
+        def walk(owner, body, prefix: str) -> None:
+            for k, item in body:
+                if k is None:
+                    continue
+                name = k.key
+                full = f"{prefix}.{name}" if prefix else name
+                if prefix == "" and name != "lxc" and not name.startswith("lxc."):
+                    continue
+                if isinstance(item, Table):
+                    walk(item, item.value.body, full)
+                else:
+                    out.append((owner, name, full))
+
+        doc = self._doc()
+        walk(doc, doc.body, "")
+        return out
+
+    def _item(self, key: str, values: list[str]):
+        import tomlkit
+
+        spec = keys.lookup(key)
+        if not spec.multi:
+            return typed(spec, values[-1])
+        array = tomlkit.array()
+        array.extend(typed(spec, v) for v in values)
+        if len(values) > 1:
+            array.multiline(True)
+        return array
+
+    def _table(self, path: str):
+        """The tomlkit table at PATH, created (intermediate ones as super tables) if missing."""
+        import tomlkit
+        from tomlkit.items import Table
+
+        container = self._doc()
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            if part in container and isinstance(container[part], (Table, dict)):
+                container = container[part]
+                continue
+            if part in container:
+                return None   # a leaf where a table is needed: caller resolves the conflict
+            table = tomlkit.table(is_super_table=i < len(parts) - 1)
+            container[part] = table
+            container = container[part]
+        return container
+
+    def _prune(self) -> None:
+        """Drop tables left empty (no keys, no comments) by removals."""
+        from tomlkit.items import Comment, Table
+
+        def prune(owner) -> bool:
+            body = owner.value.body if isinstance(owner, Table) else owner.body
+            for k, item in list(body):
+                if k is not None and isinstance(item, Table) and prune(item):
+                    del owner[k.key]
+            return isinstance(owner, Table) and not any(
+                k is not None or isinstance(item, Comment) for k, item in owner.value.body)
+
+        prune(self._doc())
+
+    # --- editing API (same as LxcDocument) ---
+    def own_values(self, key: str) -> list[str]:
+        return [e.value for e in self._entries if e.key == key]
+
+    def set_key(self, key: str, values: list[str]) -> None:
+        leaves = self._leaves()
+        matches = [(owner, name) for owner, name, full in leaves if full == key]
+        item = self._item(key, values)
+        if matches:
+            owner, name = matches[0]
+            owner[name] = item
+            for owner, name in matches[1:]:
+                del owner[name]
+            self._commit()
+            return
+        names = {full for _, _, full in leaves} | {key}
+        table_path, name = placement(key, names)
+        table = self._table(table_path)
+        # A table already sits where this key wants to be a leaf (e.g. [lxc.autodev] when
+        # setting lxc.autodev): move the keys below it so they become quoted dotted keys.
+        blocking = [full for _, _, full in leaves if full.startswith(key + ".")]
+        if blocking and table is not None and name in table:
+            moved = [(full, self.own_values(full)) for full in blocking]
+            self.remove_keys(lambda k: k in blocking, commit=False)
+            self._prune()
+            table = self._table(table_path)
+            table[name] = item
+            self._commit()
+            for full, vals in moved:
+                self.set_key(full, vals)
+            return
+        if table is None:
+            raise ConfigError(f"{self.source}: cannot place {key}: a value sits where a table is needed")
+        table[name] = item
+        self._commit()
+
+    def append_key(self, key: str, value: str) -> None:
+        self.set_key(key, self.own_values(key) + [value])
+
+    def move_to_end(self, key: str) -> None:
+        """Order of keys does not matter in TOML (includes are always processed first)."""
+
+    def remove_keys(self, predicate, commit: bool = True) -> None:
+        for owner, name, full in reversed(self._leaves()):
+            if predicate(full):
+                del owner[name]
+        self._prune()
+        if commit:
+            self._commit()
+
+    def add_include(self, path: str) -> None:
+        self.append_key("lxc.include", path)
+
+    def comments_and_entries(self):
+        """(comment_or_None, Entry_or_None) pairs in processing order, for conversion to LXC."""
+        from tomlkit.items import Comment, Table
+
+        first = [e for e in self._entries if e.key == "lxc.include" or keys.lookup(e.key).group_clear]
+        for e in first:
+            yield None, e
+        first_keys = {e.key for e in first}
+        pending: dict[str, list[Entry]] = {}
+        for e in self._entries:
+            pending.setdefault(e.key, []).append(e)
+
+        def walk(body, prefix: str):
+            for k, item in body:
+                if k is None:
+                    if isinstance(item, Comment):
+                        yield item.as_string().strip(), None
+                    continue
+                full = f"{prefix}.{k.key}" if prefix else k.key
+                if prefix == "" and k.key != "lxc" and not k.key.startswith("lxc."):
+                    continue
+                if isinstance(item, Table):
+                    if item.trivia.comment:
+                        yield item.trivia.comment.strip(), None
+                    yield from walk(item.value.body, full)
+                    continue
+                if getattr(item, "trivia", None) is not None and item.trivia.comment:
+                    yield item.trivia.comment.strip(), None
+                if full in first_keys:
+                    continue
+                # Duplicated spellings of one key were flattened in document order.
+                queue = pending.get(full, [])
+                count = len(item) if isinstance(item, list) else 1
+                for e in queue[:count]:
+                    yield None, e
+                del queue[:count]
+
+        yield from walk(self._doc().body, "")

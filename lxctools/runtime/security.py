@@ -221,8 +221,9 @@ def _confine(kept: frozenset[int] | None, plan: SecurityPlan, last_cap: int, pro
         assert plan.seccomp is not None
         apply_seccomp(plan.seccomp)
     if admin_for_load:
+        assert kept is not None
         try:
-            _narrow(caps.mask_of(kept or ()), caps.mask_of(kept or ()), last_cap)
+            _narrow(caps.mask_of(kept), caps.mask_of(kept), last_cap)
         except (KernelError, PylError) as exc:
             raise StartError(f"cannot drop sys_admin after loading the seccomp filter: {exc}",
                              hint="the seccomp policy must allow capset") from exc

@@ -36,16 +36,17 @@ def _mountinfo() -> list[str]:
 
 
 # Host paths these tests aim mounts at (directly or through planted symlinks).
-_WATCHED = ("/etc", "/usr/share", "/proc", "/sys", "/dev", "/tmp")
+_WATCHED = ("/etc", "/usr/share", "/proc", "/sys", "/dev")
 
 
 @pytest.fixture(autouse=True)
-def no_leaked_mounts() -> Iterator[None]:
+def no_leaked_mounts(tmp_path: Path) -> Iterator[None]:
     # Only mounts appearing under paths these tests touch count: other suites may run alongside.
     before = set(_mountinfo())
     yield
+    watched = (*_WATCHED, str(tmp_path))
     added = [line for line in set(_mountinfo()) - before
-             if line.split()[4].startswith(_WATCHED) or line.split()[4] == "/"]
+             if line.split()[4].startswith(watched) or line.split()[4] == "/"]
     assert not added, f"mounts leaked into the host namespace: {added}"
 
 

@@ -46,7 +46,7 @@ _JNE_K = 0x55       # BPF_JMP | BPF_JNE | BPF_K
 _EXIT = 0x95        # BPF_JMP | BPF_EXIT
 
 # (type "a"/"b"/"c", major or None for *, minor or None, access subset of "rwm", allow)
-DeviceRuleTuple = tuple[str, "int | None", "int | None", str, bool]
+DeviceRuleTuple = tuple[str, int | None, int | None, str, bool]
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:

@@ -339,3 +339,29 @@ def test_kill_all_fake_signals_each_pid(tmp_path, monkeypatch):
     (fz / "cgroup.procs").write_text("7\n")
     cg.kill_all(plan, 15)
     assert sent == [(7, 15)]
+
+
+def test_required_controller_enabled_down_the_ancestors(tmp_path, monkeypatch, fake_bpf):
+    layout = v2_tree(tmp_path, "/a/b", controllers="")
+    root = tmp_path / "unified"
+    for d, ctl in ((root, "memory pids"), (root / "a", "")):
+        (d / "cgroup.controllers").write_text(ctl + "\n")
+        (d / "cgroup.subtree_control").write_text("\n")
+    real = apply.write_file
+
+    def kernel(path, value):  # subtree_control makes the controllers appear in the children
+        real(path, value)
+        if path.endswith("cgroup.subtree_control"):
+            parent = Path(path).parent
+            for child in parent.iterdir():
+                if child.is_dir():
+                    (child / "cgroup.controllers").write_text(value.replace("+", ""))
+            (Path(path)).write_text(value.replace("+", ""))
+
+    monkeypatch.setattr(apply, "write_file", kernel)
+    plan = cg.plan_cgroup({"lxc.cgroup2.memory.max": "1G"}, name="c", layout=layout)
+    cg.create(plan)
+    assert (root / "cgroup.subtree_control").read_text() == "memory"
+    assert (root / "a/cgroup.subtree_control").read_text() == "memory"
+    assert (root / "a/b/cgroup.subtree_control").read_text() == "memory"
+    assert (root / "a/b/pyl.payload.c/memory.max").read_text() == "1G"

@@ -46,45 +46,69 @@ def _copy_cpuset(d: CgroupDir) -> None:
         write_file(mine, read_file(os.path.join(d.parent, f)).strip() or "\n")
 
 
-def _enable_v2_controllers(d: CgroupDir, required: tuple[str, ...], all_offered: bool) -> None:
-    """Enable in the parent's cgroup.subtree_control every controller it offers (as LXC does, so
-    stats and later pyl-cgroup writes find their files); fail only for ``required`` ones.
-    Runs before the child's mkdir, so the child has the controllers' files when limits are written."""
+def _controllers(directory: str) -> tuple[list[str], set[str]]:
+    """(cgroup.controllers, cgroup.subtree_control) of a v2 directory; empty when unreadable."""
     try:
-        offered = read_file(os.path.join(d.parent, "cgroup.controllers")).split()
-        enabled = set(read_file(os.path.join(d.parent, "cgroup.subtree_control")).split())
+        return (read_file(os.path.join(directory, "cgroup.controllers")).split(),
+                set(read_file(os.path.join(directory, "cgroup.subtree_control")).split()))
     except OSError:
-        offered, enabled = [], set()
-    for c in required:
-        if c not in offered:
-            raise StartError(
-                f"cgroup2 controller '{c}' is not available in {d.parent}",
-                hint="enable it in the ancestors' cgroup.subtree_control (systemd: Delegate=yes)")
-    # On hybrid hosts the v1 hierarchies carry the controllers: touch the unified parent (often the
-    # host's root cgroup) only for what the config asks for.
-    # The plan's controllers (the layout's view of the parent) bound the set, so a plan built from a
-    # narrowed layout never touches more than it names.
-    wanted = [c for c in offered if c in required or (all_offered and c in d.controllers)]
-    missing = [c for c in wanted if c not in enabled]
-    if not missing:
-        return
-    sc = os.path.join(d.parent, "cgroup.subtree_control")
+        return [], set()
+
+
+def _enable_in(directory: str, controllers: list[str], required: tuple[str, ...]) -> None:
+    sc = os.path.join(directory, "cgroup.subtree_control")
     try:
-        write_file(sc, " ".join("+" + c for c in missing))
+        write_file(sc, " ".join("+" + c for c in controllers))
         return
     except OSError:
         pass  # the kernel applies all or nothing: retry one by one to keep what can be had
-    for c in missing:
+    for c in controllers:
         try:
             write_file(sc, "+" + c)
         except OSError as e:
             if c in required:
                 hint = None
                 if e.errno == errno.EBUSY:
-                    hint = ("the parent cgroup still holds processes (no-internal-process rule): move the "
+                    hint = ("the cgroup still holds processes (no-internal-process rule): move the "
                             "supervisor into pyl.monitor first, see plan_monitor_cgroup")
-                raise StartError(f"cannot enable cgroup2 controller '{c}' in {d.parent}: "
+                raise StartError(f"cannot enable cgroup2 controller '{c}' in {directory}: "
                                  f"{e.strerror} (errno {e.errno})", hint=hint) from e
+
+
+def _ancestors(d: CgroupDir) -> list[str]:
+    """Directories from the mount root down to the parent's parent."""
+    rel = os.path.relpath(d.parent, d.mountpoint)
+    parts = [] if rel == "." else rel.split(os.sep)
+    return [os.path.join(d.mountpoint, *parts[:i]) for i in range(len(parts))]
+
+
+def _enable_v2_controllers(d: CgroupDir, required: tuple[str, ...], all_offered: bool) -> None:
+    """Enable in the parent's cgroup.subtree_control every controller it offers (as LXC does, so
+    stats and later pyl-cgroup writes find their files); fail only for ``required`` ones, which are
+    also enabled down the ancestors when the parent does not offer them yet (ancestors hold no
+    processes, so the no-internal-process rule allows it; the parent may still hold some).
+    Runs before the child's mkdir, so the child has the controllers' files when limits are written."""
+    offered, enabled = _controllers(d.parent)
+    absent = [c for c in required if c not in offered]
+    if absent:
+        for a in _ancestors(d):
+            a_offered, a_enabled = _controllers(a)
+            todo = [c for c in absent if c in a_offered and c not in a_enabled]
+            if todo:
+                _enable_in(a, todo, required)
+        offered, enabled = _controllers(d.parent)
+    for c in required:
+        if c not in offered:
+            raise StartError(
+                f"cgroup2 controller '{c}' is not available in {d.parent}",
+                hint="the host does not delegate it here (systemd: Delegate=yes on the unit)")
+    # On hybrid hosts the v1 hierarchies carry the controllers: touch the unified parent (often the
+    # host's root cgroup) only for what the config asks for. The plan's controllers (the layout's
+    # view of the parent) bound the set, so a plan from a narrowed layout touches no more than it names.
+    wanted = [c for c in offered if c in required or (all_offered and c in d.controllers)]
+    missing = [c for c in wanted if c not in enabled]
+    if missing:
+        _enable_in(d.parent, missing, required)
 
 
 def _mkdir(d: CgroupDir, exclusive: bool) -> bool:
@@ -126,10 +150,9 @@ def _apply_devices(plan: CgroupPlan) -> None:
         rules = [(r.type, r.major, r.minor, r.access, r.allow) for r in policy.rules]
         try:
             bpf.attach_device_program(d.path, policy.default_allow, rules)
-        except (KernelError, OSError) as e:
-            raise StartError(f"cannot attach the device program to {d.path}: {e}") from e
-        except PylError as e:  # EPERM from the kernel layer
-            raise StartError(f"cannot attach the device program to {d.path}: {e}", hint=e.hint) from e
+        except (PylError, OSError) as e:  # KernelError, or PermissionDeniedError for EPERM
+            raise StartError(f"cannot attach the device program to {d.path}: {e}",
+                             hint=getattr(e, "hint", None)) from e
 
 
 def create(plan: CgroupPlan) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from lxctools.runtime.cgroups.layout import V1
 from lxctools.runtime.cgroups.plan import CgroupPlan
 
 # v1 reports "no limit" as PAGE_COUNTER_MAX pages (0x7FFFFFFFFFFFF000 on 4 KiB pages); anything this
@@ -87,13 +86,13 @@ def parse_io_stat_v2(text: str | None) -> tuple[int, int] | None:
 
 
 def stats(plan: CgroupPlan) -> CgroupStats:
-    v = {}
+    v: dict[str, object] = {}
     u = plan.unified
     upath = u.path if u is not None else None
 
     def v1(controller: str) -> str | None:
         d = plan.v1_dir(controller)
-        return d.path if d is not None and d.version == V1 else None
+        return d.path if d is not None else None
 
     # CPU
     if (p := v1("cpuacct")) is not None:

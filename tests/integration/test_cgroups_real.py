@@ -301,6 +301,8 @@ def test_plan_from_existing_via_init_cgroup(name):
             cg.attach(plan, pid)
             seen = cg.plan_from_existing(name, cg.detect_layout(self_cgroup=f"/proc/{pid}/cgroup"))
             mine = cg.plan_from_existing(name, LAYOUT)
+            by_pid = cg.plan_from_existing(name, LAYOUT, pid=pid)
+            assert [d.path for d in by_pid.dirs] == [d.path for d in plan.dirs]
             return [d.path for d in plan.dirs], [d.path for d in seen.dirs], [d.path for d in mine.dirs]
         finally:
             reap(pid)

@@ -203,3 +203,26 @@ def test_policy_folding():
     for bad in ("x 1:3 r", "c 1 r", "c 1:3 rx", "c a:b r"):
         with pytest.raises(ConfigError, match="k.allow"):
             parse_rule(bad, True, "k.allow")
+
+
+def test_plans_from_inside_pyl_monitor_are_siblings():
+    layout = _v2_layout("/svc/pyl.monitor")
+    assert cg.plan_cgroup({}, name="c", layout=layout).dirs[0].path == "/cg/svc/pyl.payload.c"
+    assert cg.plan_monitor_cgroup(layout).dirs[0].path == "/cg/svc/pyl.monitor"
+    assert cg.plan_from_existing("c", layout).dirs[0].path == "/cg/svc/pyl.payload.c"
+
+
+def test_plan_from_existing_with_pid(tmp_path):
+    (tmp_path / "77").mkdir()
+    (tmp_path / "77/cgroup").write_text(
+        "9:name=systemd:/pyl.payload.c\n4:memory:/process_api/other/pyl.payload.c\n"
+        "2:cpuacct:/pyl.payload.c/init.scope\n1:cpu:/pyl.payload.c\n6:freezer:/pyl.payload.c\n"
+        "5:devices:/pyl.payload.c\n0::/pyl.payload.c\n")
+    plan = cg.plan_from_existing("c", _hybrid_layout(), pid=77, proc=str(tmp_path))
+    paths = {d.mountpoint: d.path for d in plan.dirs}
+    assert paths["/sys/fs/cgroup/memory"] == "/sys/fs/cgroup/memory/process_api/other/pyl.payload.c"
+    assert paths["/sys/fs/cgroup/cpuacct"] == "/sys/fs/cgroup/cpuacct/pyl.payload.c"
+    # gone process: fall back to the caller's layout
+    plan = cg.plan_from_existing("c", _hybrid_layout(), pid=78, proc=str(tmp_path))
+    assert {d.mountpoint: d.path for d in plan.dirs}["/sys/fs/cgroup/memory"] == \
+        "/sys/fs/cgroup/memory/process_api/abc/pyl.payload.c"

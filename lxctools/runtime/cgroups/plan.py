@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lxctools.errors import InvalidNameError, StartError
 from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, DevicePolicy, build_policy
-from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout, join
+from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout, Hierarchy, join
 
 PAYLOAD_PREFIX = "pyl.payload."
 MONITOR_NAME = "pyl.monitor"
@@ -77,12 +77,22 @@ def _check_name(cgname: str) -> None:
         raise InvalidNameError(f"{cgname!r} cannot be a cgroup name")
 
 
+def _base_dir(h: Hierarchy) -> str:
+    """Where pyl's cgroups go in ``h``: the caller's cgroup, or its parent when the caller is the
+    supervisor already inside pyl.monitor (payloads are siblings of pyl.monitor, never children)."""
+    parts = [p for p in h.path.split("/") if p]
+    if parts and parts[-1] == MONITOR_NAME:
+        parts.pop()
+    return join(h.mountpoint, "/".join(parts))
+
+
 def _dirs(layout: CgroupLayout, cgname: str) -> tuple[CgroupDir, ...]:
     _check_name(cgname)
-    return tuple(
-        CgroupDir(h.version, h.mountpoint, h.controllers, h.caller_dir, os.path.join(h.caller_dir, cgname))
-        for h in layout.hierarchies
-    )
+    out = []
+    for h in layout.hierarchies:
+        base = _base_dir(h)
+        out.append(CgroupDir(h.version, h.mountpoint, h.controllers, base, os.path.join(base, cgname)))
+    return tuple(out)
 
 
 def _values(v: str | list[str]) -> list[str]:
@@ -181,20 +191,47 @@ def plan_monitor_cgroup(layout: CgroupLayout) -> CgroupPlan:
     return CgroupPlan(MONITOR_NAME, layout.kind, _dirs(layout, MONITOR_NAME), exclusive=False)
 
 
-def plan_from_existing(name: str, layout: CgroupLayout) -> CgroupPlan:
+def _paths_of_pid(text: str, layout: CgroupLayout) -> dict[Hierarchy, str]:
+    """Map the layout's hierarchies to the paths in a /proc/PID/cgroup text."""
+    by_key: dict[str, str] = {}
+    for line in text.splitlines():
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        by_key["" if hid == "0" and not controllers else ",".join(sorted(controllers.split(",")))] = path
+    out = {}
+    for h in layout.hierarchies:
+        key = "" if h.version == V2 else ",".join(sorted(h.controllers))
+        if key in by_key:
+            out[h] = by_key[key]
+    return out
+
+
+def plan_from_existing(name: str, layout: CgroupLayout, *, pid: int | None = None,
+                       proc: str = "/proc") -> CgroupPlan:
     """Paths of a running container's cgroup, without its config (info, ps, top, pyl-cgroup).
 
-    ``layout`` may come from the caller (the container is under the caller's cgroup) or from
-    detect_layout(self_cgroup=f"/proc/{init_pid}/cgroup"): a path already inside
-    pyl.payload.NAME (even in a sub-cgroup made by the container's own init) is cut back to it.
+    By default the container is looked for beside the caller's cgroup (or beside pyl.monitor).
+    Give ``pid`` (the container's init, or any process of it) when the caller may sit elsewhere --
+    other shells, cron, pyl-ls run from another session -- and the paths are taken from
+    PROC/PID/cgroup instead; a path inside pyl.payload.NAME (even a sub-cgroup made by the
+    container's own init) is cut back to it. An unreadable PROC/PID/cgroup falls back to the default.
     """
     cgname = PAYLOAD_PREFIX + name
     _check_name(cgname)
+    paths: dict[Hierarchy, str] = {}
+    if pid is not None:
+        try:
+            with open(os.path.join(proc, str(pid), "cgroup")) as f:
+                paths = _paths_of_pid(f.read(), layout)
+        except OSError:
+            paths = {}
     dirs = []
     for h in layout.hierarchies:
-        parts = [p for p in h.path.split("/") if p]
+        parts = [p for p in paths.get(h, h.path).split("/") if p]
         if cgname in parts:
             parts = parts[: parts.index(cgname)]
+        elif parts and parts[-1] == MONITOR_NAME:
+            parts.pop()
         parent = join(h.mountpoint, "/".join(parts))
         dirs.append(CgroupDir(h.version, h.mountpoint, h.controllers, parent, os.path.join(parent, cgname)))
     return CgroupPlan(cgname, layout.kind, tuple(dirs))

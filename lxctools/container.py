@@ -172,15 +172,14 @@ class Container:
         if config_file:
             if not Path(config_file).is_file():
                 raise NotFoundError(f"config file '{config_file}' does not exist")
-            return ContainerConfig.load(config_file)
+            return _absolute_includes(ContainerConfig.load(config_file), Path(config_file))
         from lxctools.config.system import load_system_config
         default = Path(load_system_config().default_config)
+        if not default.is_file():
+            from lxctools.paths import configs_dir
+            default = configs_dir() / "default.toml"
         if default.is_file():
-            return ContainerConfig.load(default)
-        from lxctools.paths import configs_dir
-        shipped = configs_dir() / "default.toml"
-        if shipped.is_file():
-            return ContainerConfig.load(shipped)
+            return _absolute_includes(ContainerConfig.load(default), default)
         return ContainerConfig.empty()
 
     def destroy(self, *, force: bool = False, snapshots: bool = False) -> None:
@@ -359,6 +358,22 @@ class Container:
     def _stop_locked(self, *, kill: bool, timeout: float) -> None:
         from lxctools.monitor.client import request_stop
         request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=True)
+
+
+def _absolute_includes(cfg: "ContainerConfig", source: Path) -> "ContainerConfig":
+    """The initial config moves into the container's folder: relative includes must keep
+    pointing where they pointed (next to the file they came from)."""
+    includes = cfg.get("lxc.include")
+    if not includes:
+        return cfg
+    includes = [includes] if isinstance(includes, str) else list(includes)
+    base = source.resolve().parent
+    fixed = [str(base / inc) if not os.path.isabs(inc) else inc for inc in includes]
+    if fixed != includes:
+        cfg.set("lxc.include", fixed[0])
+        for inc in fixed[1:]:
+            cfg.append("lxc.include", inc)
+    return cfg
 
 
 def _rootfs_dir(value: object) -> Path | None:

@@ -7,7 +7,7 @@ import signal
 import socket
 
 from lxctools.errors import PylError, StartError
-from lxctools.runtime.attach import AttachSpec, recv_fd, spawn_attached
+from lxctools.runtime.attach import AttachSpec, spawn_attached
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -19,25 +19,25 @@ def run_attached(spec: AttachSpec, pty_log: str | None = None) -> int:
     master = None
     target: int | None = None
     buffer = b""
-    while target is None:
-        if spec.pty and master is None:
-            fd = recv_fd(ours) if b"\n" not in buffer else None
-            if fd is not None:
-                master = fd
-                continue
-        data = ours.recv(4096)
+    while target is None or (spec.pty and master is None):
+        data, anc, _flags, _addr = ours.recvmsg(4096, socket.CMSG_SPACE(4))
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                import array
+                master = array.array("i", payload[:4])[0]
         if not data:
             break
         buffer += data
-        line, _, buffer = buffer.partition(b"\n")
-        text = line.decode()
-        if text.startswith("pid "):
-            target = int(text.split()[1])
-        elif text.startswith("error "):
-            _, status = os.waitpid(child, 0)
-            raise StartError(text[6:], exit_code=1)
+        while b"\n" in buffer:
+            line, _, buffer = buffer.partition(b"\n")
+            text = line.decode(errors="replace")
+            if text.startswith("pid "):
+                target = int(text.split()[1])
+            elif text.startswith("error "):
+                os.waitpid(child, 0)
+                raise StartError(text[6:], exit_code=1)
     if target is None:
-        _, status = os.waitpid(child, 0)
+        os.waitpid(child, 0)
         raise PylError("attach failed before the command started")
 
     def forward(signum: int, _frame: object) -> None:
@@ -84,8 +84,9 @@ def _proxy_pty(master: int, control: socket.socket, pty_log: str | None) -> None
             tty.setraw(stdin)
             resize()
         stdin_open = True
+        control_closed = False
         while True:
-            watch = [master] + ([stdin] if stdin_open else [])
+            watch = [master] + ([] if control_closed else [control.fileno()]) + ([stdin] if stdin_open else [])
             try:
                 ready, _, _ = select.select(watch, [], [])
             except InterruptedError:
@@ -100,6 +101,12 @@ def _proxy_pty(master: int, control: socket.socket, pty_log: str | None) -> None
                 os.write(stdout, data)
                 if log_fd is not None:
                     os.write(log_fd, data)
+            if control.fileno() in ready:
+                note = control.recv(4096)
+                if note.startswith(b"error "):
+                    os.write(2, b"pyl-attach: " + note[6:])
+                if not note:
+                    control_closed = True
             if stdin_open and stdin in ready:
                 data = os.read(stdin, 4096)
                 if not data:

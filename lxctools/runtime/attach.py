@@ -98,7 +98,7 @@ def login_shell(uid: int) -> tuple[str, str] | None:
 
 
 def _send_fd(sock: socket.socket, fd: int) -> None:
-    sock.sendmsg([b"P"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    sock.sendmsg([b"fd\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
 
 
 def recv_fd(sock: socket.socket) -> int | None:
@@ -217,9 +217,8 @@ def _grandchild(spec: AttachSpec, report: socket.socket) -> None:
     os.chdir(cwd)
     # Confinement before the id switch: loading seccomp and shrinking the bounding set need
     # privileges that setresuid() to a non-root uid takes away.
-    if "CAP" not in spec.elevated:
-        from lxctools.runtime import security
-        security.apply_security(security.plan_security(spec.values))
+    from lxctools.runtime import security
+    security.drop_for_attach(security.plan_security(spec.values), set(spec.elevated))
     if gid or uid:
         os.setgroups([])
         os.setresgid(gid, gid, gid)

@@ -1,0 +1,48 @@
+"""pyl-update-config: convert configs between LXC's format and pyl's TOML, and modernise keys."""
+
+from __future__ import annotations
+
+HELP = """Convert a container config between LXC format and TOML, or rewrite legacy LXC keys.
+
+  pyl-update-config -c /var/lib/lxc/c1/config --to toml          print the TOML version
+  pyl-update-config -c /var/lib/lxc/c1/config --to toml -o config.toml
+  pyl-update-config -c old.conf                 rewrite legacy keys in place (keeps old.conf.backup)
+  pyl-update-config -n c1 --to lxc              print a pyl container's config in LXC format"""
+NEEDS_NAME = False
+OPTIONAL_NAME = True
+NAME_STATES = None
+RCFILE = False
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("-c", "--config", help="config file to read")
+    parser.add_argument("--to", choices=["toml", "lxc"], help="output format")
+    parser.add_argument("-O", "--output", help="write to FILE (atomically) instead of stdout")
+
+
+def run(args, ctx) -> int:
+    import os
+    import sys
+    from lxctools.errors import UsageError
+    from lxctools.config.convert import convert_file, update_legacy_in_place
+    path = args.config
+    if path is None and args.name:
+        found = ctx.container(args.name).config_path
+        if found is None:
+            from lxctools.errors import NotFoundError
+            raise NotFoundError("container does not exist")
+        path = str(found)
+    if path is None:
+        raise UsageError("give -c FILE or -n NAME")
+    if args.to is None:
+        update_legacy_in_place(path)
+        return 0
+    text = convert_file(path, args.to)
+    if args.output:
+        tmp = f"{args.output}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, args.output)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -178,9 +178,10 @@ NET_KEYS: tuple[KeySpec, ...] = (
     _k("hwaddr", v.hwaddr, "MAC address; each x/X becomes a random hex digit (persisted on save)",
        completions=("00:16:3e:xx:xx:xx",)),
     _uint("mtu", "MTU of the interface", hi=65535),
-    _k("ipv4.address", v.ip_address(4), "A.B.C.D/M [BROADCAST]", multi=True),
+    _k("ipv4.address", v.ip_address(4), "A.B.C.D/M [BROADCAST], or auto (pyl: an address from the bridge's subnet)",
+       multi=True, completions=("auto",)),
     _k("ipv4.gateway", v.ip_gateway(4), "IPv4 gateway address, auto (bridge address) or dev (device route)", completions=("auto", "dev")),
-    _k("ipv6.address", v.ip_address(6), "IPv6 ADDRESS/PREFIX", multi=True),
+    _k("ipv6.address", v.ip_address(6), "IPv6 ADDRESS/PREFIX, or auto (pyl)", multi=True, completions=("auto",)),
     _k("ipv6.gateway", v.ip_gateway(6), "IPv6 gateway address, auto or dev", completions=("auto", "dev")),
     _k("veth.pair", v.ifname, "host-side veth name (default vethXXXXXX)"),
     _k("veth.mode", v.choice("bridge", "router"), "bridge (default) or router", completions=("bridge", "router")),
@@ -245,9 +246,17 @@ def net_index(key: str) -> tuple[int, str] | None:
     if not key.startswith("lxc.net."):
         return None
     index, _, sub = key[8:].partition(".")
-    if not index.isdigit():
+    if not (index.isascii() and index.isdigit()):
         return None
     return int(index), sub
+
+
+def canonical(key: str) -> str:
+    """KEY with its network index normalised (lxc.net.01.type -> lxc.net.1.type, as LXC parses it)."""
+    net = net_index(key)
+    if net is None or key[8:].split(".", 1)[0] == str(net[0]):
+        return key
+    return f"lxc.net.{net[0]}" + (f".{net[1]}" if net[1] else "")
 
 
 def find(key: str) -> KeySpec | None:

@@ -67,7 +67,7 @@ def modernize(key: str, numbering: NetworkNumbering) -> str | None:
         return key
     rest = key[len("lxc.network."):]
     head, _, sub = rest.partition(".")
-    if head.isdigit():
+    if head.isascii() and head.isdigit():
         index = int(head)
     else:
         index, sub = numbering.for_key(rest), rest

@@ -56,6 +56,8 @@ def parse_line(raw: str, source: str, lineno: int, numbering: NetworkNumbering) 
     if not eq:
         raise ConfigError(f"{source}:{lineno}: missing '=' in '{text}'")
     current = modernize(key, numbering)
+    if current is not None:
+        current = keys.canonical(current)
     if current is None:
         return LxcLine(raw)   # removed legacy key (lxc.pivotdir, ...): ignored like LXC 2.1
     if keys.find(current) is None:
@@ -65,7 +67,7 @@ def parse_line(raw: str, source: str, lineno: int, numbering: NetworkNumbering) 
 
 def format_line(key: str, value: str) -> str:
     """`key = value`, quoting VALUE when reading it back would otherwise change it."""
-    if "\n" in value or "\r" in value:
+    if "\n" in value:
         raise ConfigError(f"{key}: a value in LXC format cannot contain a line break")
     if value != value.strip() or strip_quotes(value) != value:
         value = f'"{value}"'
@@ -80,8 +82,11 @@ class LxcDocument:
     def __init__(self, text: str, source: str = "<string>") -> None:
         self.source = source
         numbering = NetworkNumbering()
-        self.lines = [parse_line(raw, source, n, numbering)
-                      for n, raw in enumerate(text.splitlines(), 1)]
+        # Split on \n only, as LXC does (str.splitlines also splits on \v, \x1c, \u2028...).
+        raw_lines = text.split("\n")
+        if raw_lines and raw_lines[-1] == "":
+            raw_lines.pop()
+        self.lines = [parse_line(raw, source, n, numbering) for n, raw in enumerate(raw_lines, 1)]
 
     # --- reading ---
     def entries(self) -> list[Entry]:

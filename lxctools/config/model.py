@@ -99,7 +99,7 @@ def random_hwaddr(template: str) -> str:
 
 
 def _canonical(key: str) -> str:
-    return RENAMED.get(key, key)
+    return keys.canonical(RENAMED.get(key, key))
 
 
 def _invalid(where: str | None, key: str, value: str, exc: ValueError) -> ConfigError:

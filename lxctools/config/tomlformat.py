@@ -53,6 +53,7 @@ def flatten(data: dict, source: str) -> list[Entry]:
     rest: list[Entry] = []
 
     def emit(key: str, value: object) -> None:
+        key = keys.canonical(key)
         spec = keys.find(key)
         if spec is None:
             raise ConfigError(f"{source}: {keys.unknown_key_message(key)}")
@@ -139,7 +140,7 @@ def typed(spec: keys.KeySpec, value: str) -> str | int | bool:
     """VALUE as the TOML scalar its key's kind suggests, if that round-trips exactly."""
     if spec.kind == "bool" and value in ("0", "1"):
         return value == "1"
-    if spec.kind == "int" and value.lstrip("-").isdigit() and str(int(value)) == value \
+    if spec.kind == "int" and value.lstrip("-").isascii() and value.lstrip("-").isdigit() and str(int(value)) == value \
             and -2**63 <= int(value) < 2**63:
         return int(value)
     return value
@@ -244,7 +245,7 @@ class TomlDocument:
                 if isinstance(item, Table):
                     walk(item, item.value.body, full)
                 else:
-                    out.append((owner, name, full))
+                    out.append((owner, name, keys.canonical(full)))
 
         doc = self._doc()
         walk(doc, doc.body, "")

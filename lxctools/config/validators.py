@@ -33,14 +33,18 @@ def boolean(value: str) -> None:
         raise ValueError("expected 0 or 1")
 
 
+def is_uint(value: str) -> bool:
+    """ASCII digits only (str.isdigit and int() also accept other scripts' digits)."""
+    return value.isascii() and value.isdigit()
+
+
 def integer(lo: int | None = None, hi: int | None = None):
     """An integer in [lo, hi] (bounds optional)."""
 
     def check(value: str) -> None:
-        try:
-            n = int(value, 10)
-        except ValueError:
-            raise ValueError("expected an integer") from None
+        if not is_uint(value[1:] if value.startswith("-") else value):
+            raise ValueError("expected an integer")
+        n = int(value, 10)
         if (lo is not None and n < lo) or (hi is not None and n > hi):
             if hi is None:
                 raise ValueError(f"expected an integer >= {lo}")
@@ -103,7 +107,7 @@ def environment(value: str) -> None:
 def gid_list(value: str) -> None:
     """Comma-separated group ids (lxc.init.groups)."""
     for part in value.split(","):
-        if not part.strip().isdigit():
+        if not is_uint(part.strip()):
             raise ValueError("expected comma-separated numeric group ids")
 
 
@@ -122,7 +126,7 @@ def parse_signal(value: str) -> int:
 
     upper = value.upper()
     if not upper.startswith("SIG"):
-        if not value.isdigit():
+        if not is_uint(value):
             raise ValueError("expected a signal name (SIGTERM), SIGRTMIN+n or a number")
         n = int(value)
         if not 0 <= n <= signal.SIGRTMAX:
@@ -133,7 +137,7 @@ def parse_signal(value: str) -> int:
             return int(getattr(signal, base))
         if upper.startswith(base) and upper[len(base)] in "+-":
             off = upper[len(base) + 1:]
-            if not off.isdigit() or (upper[len(base)] == "+") != (sign == 1):
+            if not is_uint(off) or (upper[len(base)] == "+") != (sign == 1):
                 raise ValueError(f"expected {base}{'+' if sign == 1 else '-'}n")
             n = int(getattr(signal, base)) + sign * int(off)
             if not signal.SIGRTMIN <= n <= signal.SIGRTMAX:
@@ -179,9 +183,16 @@ def _check_family(obj, version: int, value: str) -> None:
 
 
 def ip_address(version: int):
-    """`ADDR[/PREFIX]`, plus an optional broadcast address for IPv4 (lxc.net.N.ipvX.address)."""
+    """`ADDR[/PREFIX]`, plus an optional broadcast address for IPv4 (lxc.net.N.ipvX.address).
+
+    `auto` is pyl's extension: an address from the bridge's subnet, chosen at start.
+    """
 
     def check(value: str) -> None:
+        if value == "auto":
+            return
+        if version == 4 and value == "auto":
+            return  # pyl: an address from the bridge's subnet, allocated at start (runtime.ipam)
         parts = value.split()
         if not parts or len(parts) > (2 if version == 4 else 1):
             raise ValueError(f"expected ADDRESS/PREFIX{' [BROADCAST]' if version == 4 else ''}")
@@ -240,7 +251,7 @@ def capabilities(allow_none: bool):
     def check(value: str) -> None:
         for token in value.split():
             low = token.lower()
-            if low in CAPABILITIES or (token.isdigit() and int(token) < 64):
+            if low in CAPABILITIES or (is_uint(token) and int(token) < 64):
                 continue
             if allow_none and token == "none":
                 continue
@@ -280,7 +291,7 @@ def mount_entry(value: str) -> None:
 
 def idmap(value: str) -> None:
     parts = value.split()
-    if len(parts) != 4 or parts[0] not in ("u", "g") or not all(p.isdigit() for p in parts[1:]):
+    if len(parts) != 4 or parts[0] not in ("u", "g") or not all(is_uint(p) for p in parts[1:]):
         raise ValueError("expected 'u|g NSID HOSTID RANGE'")
     if int(parts[3]) == 0:
         raise ValueError("idmap range must not be 0")
@@ -302,7 +313,7 @@ PRLIMITS = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue"
 
 def prlimit(value: str) -> None:
     parts = value.split(":")
-    if len(parts) > 2 or not all(p == "unlimited" or p.isdigit() for p in parts):
+    if len(parts) > 2 or not all(p == "unlimited" or is_uint(p) for p in parts):
         raise ValueError("expected SOFT[:HARD] with numbers or 'unlimited'")
 
 

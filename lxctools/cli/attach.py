@@ -67,7 +67,7 @@ def run(args, ctx) -> int:
     cgroup_plan = None
     if "CGROUP" not in elevated:
         from lxctools.runtime import cgroups
-        cgroup_plan = cgroups.plan_from_existing(args.name, cgroups.detect_layout())
+        cgroup_plan = cgroups.plan_from_existing(args.name, cgroups.detect_layout(), pid=rs.pid)
     cwd = None
     try:
         cwd = os.getcwd()

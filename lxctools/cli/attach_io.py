@@ -50,6 +50,8 @@ def run_attached(spec: AttachSpec, pty_log: str | None = None) -> int:
     try:
         if master is not None:
             _proxy_pty(master, ours, pty_log)
+        else:
+            _drain_errors(ours, buffer)
         ours.close()
         while True:
             try:
@@ -62,6 +64,21 @@ def run_attached(spec: AttachSpec, pty_log: str | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _drain_errors(control: socket.socket, buffer: bytes) -> None:
+    """Until the command execs (its copy of the socket closes on exec), setup errors may come."""
+    while True:
+        try:
+            data = control.recv(4096)
+        except InterruptedError:
+            continue
+        if not data:
+            break
+        buffer += data
+    for line in buffer.decode(errors="replace").splitlines():
+        if line.startswith("error "):
+            os.write(2, f"pyl-attach: {line[6:]}\n".encode())
 
 
 def _proxy_pty(master: int, control: socket.socket, pty_log: str | None) -> None:

@@ -164,7 +164,8 @@ def make_layout(args: argparse.Namespace):
     system = load_system_config()
     lxcpath = args.lxcpath or system.lxcpath
     lxcpath = Path(os.path.abspath(str(lxcpath).rstrip("/") or "/"))
-    return Layout(lxcpath=lxcpath, rundir=Path(system.rundir) if getattr(system, "rundir", None) else default_rundir())
+    rundir = os.environ.get("PYL_RUNDIR") or getattr(system, "rundir", None)
+    return Layout(lxcpath=lxcpath, rundir=Path(rundir) if rundir else default_rundir())
 
 
 def _run(tool: str, module, args: argparse.Namespace, name: str | None) -> int:

@@ -66,7 +66,7 @@ def gather(container, want_stats: bool, want_ips: bool) -> dict:
     if want_stats:
         from lxctools.runtime import cgroups
         try:
-            stats = cgroups.stats(cgroups.plan_from_existing(container.name, cgroups.detect_layout()))
+            stats = cgroups.stats(cgroups.plan_from_existing(container.name, cgroups.detect_layout(), pid=rs.pid))
             info.update({"cpu_ns": stats.cpu_ns, "blkio_bytes": _blkio(stats), "memory_bytes": stats.memory_bytes,
                          "kmem_bytes": stats.kmem_bytes})
         except Exception:

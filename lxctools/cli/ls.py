@@ -172,7 +172,7 @@ def _fill_runtime(rows: list[dict], layout, net: bool) -> None:
         if cg_layout is None:
             continue
         try:
-            stats = cgroups.stats(cgroups.plan_from_existing(row["NAME"], cg_layout))
+            stats = cgroups.stats(cgroups.plan_from_existing(row["NAME"], cg_layout, pid=rs.pid))
         except Exception:
             continue
         if stats.memory_bytes is not None:

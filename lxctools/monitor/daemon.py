@@ -38,7 +38,7 @@ from lxctools.state import ALLOWED, State, read_json, write_json_atomic
 RING_SIZE = 128 * 1024
 
 
-@dataclass
+@dataclass(eq=False)
 class Client:
     sock: socket.socket
     reader: protocol.Reader
@@ -56,7 +56,7 @@ class Waiter:
     reply: dict[str, Any] | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Supervised:
     name: str
     pid: int
@@ -123,6 +123,21 @@ class Supervisor:
         from lxctools.kernel.ns import set_child_subreaper, set_process_name
         set_child_subreaper()
         set_process_name("pyl-monitord")
+        self._leave_parent_cgroup()
+
+    def _leave_parent_cgroup(self) -> None:
+        """On pure cgroup v2 the payload cgroups' parent may hold no process (no-internal-process
+        rule) once controllers are enabled for them, so the supervisor moves into pyl.monitor."""
+        from lxctools.runtime import cgroups
+        try:
+            layout = cgroups.detect_layout()
+            if layout.kind != "v2":
+                return
+            monitor = cgroups.plan_monitor_cgroup(layout)
+            cgroups.create(monitor)
+            cgroups.attach(monitor, os.getpid())
+        except PylError as err:
+            log.error("monitor", f"cannot move into pyl.monitor: {err}")
 
     def _on_term(self, *_: object) -> None:
         # SIGTERM to the supervisor: leave the containers running (they are adopted by the next
@@ -168,7 +183,7 @@ class Supervisor:
     def _supervised_from_record(self, name: str, record: dict, lock_fd: int) -> Supervised | None:
         from lxctools.runtime import cgroups
         try:
-            cg_plan = cgroups.plan_from_existing(name, cgroups.detect_layout())
+            cg_plan = cgroups.plan_from_existing(name, cgroups.detect_layout(), pid=record.get("pid"))
         except Exception as err:  # a broken record must not keep the supervisor from starting
             log.error("monitor", f"{name}: cannot rebuild cgroup paths: {err}")
             cg_plan = None

@@ -16,8 +16,10 @@ Non-dumpable until exec keeps /proc/PID/exe and /proc/PID/fd out of the containe
 from __future__ import annotations
 
 import array
+import fcntl
 import os
 import socket
+import termios
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +149,13 @@ def _report_error(sock: socket.socket, err: BaseException) -> None:
 
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
     ns.set_dumpable(False)
+    # Everything the grandchild needs after setns(mnt) must be loaded now: the container's root
+    # has no Python stdlib and no libseccomp.
+    from lxctools.runtime import security
+    plan = security.plan_security(spec.values)
+    if plan.seccomp is not None:
+        from lxctools.kernel import seccomp
+        seccomp.available()
     keep = {0, 1, 2, report.fileno(), *ns_fds.values()}
     for entry in os.listdir("/proc/self/fd"):
         fd = int(entry)
@@ -166,7 +175,7 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     grandchild = os.fork()
     if grandchild == 0:
         try:
-            _grandchild(spec, report)
+            _grandchild(spec, report, plan)
         except BaseException as err:
             _report_error(report, err)
     report.sendall(f"pid {grandchild}\n".encode())
@@ -192,14 +201,12 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def _grandchild(spec: AttachSpec, report: socket.socket) -> None:
+def _grandchild(spec: AttachSpec, report: socket.socket, plan: Any) -> None:
     uid = spec.uid if spec.uid is not None else int(spec.values.get("lxc.init.uid") or 0)
     gid = spec.gid if spec.gid is not None else int(spec.values.get("lxc.init.gid") or 0)
     passwd = login_shell(uid)
     argv = spec.command or [passwd[1] if passwd else "/bin/sh"]
     if spec.pty:
-        import fcntl
-        import termios
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         fcntl.ioctl(master, termios.TIOCSPTLCK, b"\0\0\0\0")
         number = int.from_bytes(fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"), "little")
@@ -218,7 +225,7 @@ def _grandchild(spec: AttachSpec, report: socket.socket) -> None:
     # Confinement before the id switch: loading seccomp and shrinking the bounding set need
     # privileges that setresuid() to a non-root uid takes away.
     from lxctools.runtime import security
-    security.drop_for_attach(security.plan_security(spec.values), set(spec.elevated))
+    security.drop_for_attach(plan, set(spec.elevated))
     if gid or uid:
         os.setgroups([])
         os.setresgid(gid, gid, gid)

@@ -8,13 +8,11 @@ from typing import Any, Mapping
 
 from lxctools.errors import StartError
 
+# Linux RLIMIT_* numbers (asm-generic/resource.h): the resource module lacks some (LOCKS, RTTIME...).
 PRLIMITS = {
-    "as": resource.RLIMIT_AS, "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU,
-    "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE, "locks": resource.RLIMIT_LOCKS,
-    "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": resource.RLIMIT_MSGQUEUE,
-    "nice": resource.RLIMIT_NICE, "nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC,
-    "rss": resource.RLIMIT_RSS, "rtprio": resource.RLIMIT_RTPRIO, "rttime": resource.RLIMIT_RTTIME,
-    "sigpending": resource.RLIMIT_SIGPENDING, "stack": resource.RLIMIT_STACK,
+    "cpu": 0, "fsize": 1, "data": 2, "stack": 3, "core": 4, "rss": 5, "nproc": 6, "nofile": 7,
+    "memlock": 8, "as": 9, "locks": 10, "sigpending": 11, "msgqueue": 12, "nice": 13, "rtprio": 14,
+    "rttime": 15,
 }
 
 

@@ -12,9 +12,13 @@ Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; superv
 
 from __future__ import annotations
 
+import fcntl  # noqa: F401  (imported before pivot_root: the host's stdlib is out of reach after it)
+import json
 import os
+import shlex
 import signal
 import socket
+import termios  # noqa: F401
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -77,7 +81,6 @@ def init_argv(values: Mapping[str, Any], command: list[str] | None) -> list[str]
         return command
     cmd = values.get("lxc.init.cmd")
     if cmd:
-        import shlex
         return shlex.split(str(cmd))
     return [DEFAULT_INIT]
 
@@ -97,7 +100,7 @@ def clone_flags(values: Mapping[str, Any]) -> int:
 
 
 def start_container(req: StartRequest) -> Started:
-    from lxctools.runtime import cgroups, netplan, rootfs, security
+    from lxctools.runtime import cgroups, rootfs, security
 
     values = req.values
     container_dir = os.path.join(req.lxcpath, req.name)
@@ -114,7 +117,10 @@ def start_container(req: StartRequest) -> Started:
     fs_plan = rootfs.plan_rootfs(values, rootfs=raw_rootfs, tty_count=tty_count,
                                  container_name=req.name)
     sec_plan = security.plan_security(values)
-    net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
+    net_plans: tuple = ()
+    if any(k.startswith("lxc.net.") for k in values):
+        from lxctools.runtime import netplan
+        net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
     flags = clone_flags(values)
 
     console_master, console_slave = os.openpty()
@@ -189,7 +195,6 @@ def start_container(req: StartRequest) -> Started:
 
 
 def _encode_net_state(state: Any) -> bytes:
-    import json
     from dataclasses import asdict, is_dataclass
     if state is None:
         return b"null"
@@ -256,9 +261,9 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         if not line.startswith("go"):
             os._exit(1)
         if net_plans:
-            import json
             from lxctools.runtime import net
             net.configure_inside(net_plans, _decode_net_state(json.loads(line[3:] or "null")))
+        _preload_for_container(sec_plan)
         uts = values.get("lxc.uts.name") or req.name
         ns.sethostname(str(uts))
         console_path = os.ttyname(console_slave)
@@ -290,6 +295,18 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         _report_and_exit(sock, err)
 
 
+def _preload_for_container(sec_plan: Any) -> None:
+    """Import and load now everything needed after pivot_root, when the host's Python stdlib
+    and shared libraries are no longer reachable by path."""
+    import lxctools.runtime.appinit  # noqa: F401
+    import lxctools.runtime.hooks  # noqa: F401
+    import lxctools.runtime.procsetup  # noqa: F401
+    import lxctools.runtime.security  # noqa: F401
+    if getattr(sec_plan, "seccomp", None) is not None:
+        from lxctools.kernel import seccomp
+        seccomp.available()  # dlopen libseccomp while its path still resolves
+
+
 def _decode_net_state(data: Any) -> Any:
     if data is None:
         return None
@@ -305,8 +322,6 @@ def _setup_stdio(req: StartRequest, console_slave: int) -> None:
             os.dup2(fd, target)
         os.close(console_slave)
         return
-    import fcntl
-    import termios
     fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
     for target in (0, 1, 2):
         os.dup2(console_slave, target)

@@ -16,6 +16,8 @@ def validate_name(name: str) -> str:
         raise InvalidNameError("container name is empty")
     if len(name.encode()) > MAX_NAME_LENGTH:
         raise InvalidNameError(f"container name '{name[:20]}...' is longer than {MAX_NAME_LENGTH} bytes")
+    if "/" in name:
+        raise InvalidNameError(f"container name '{name}' contains '/'")
     if name in (".", ".."):
         raise InvalidNameError(f"'{name}' is not a valid container name")
     if name.startswith("-"):

@@ -33,8 +33,9 @@ class RunState:
 STOPPED = RunState(State.STOPPED, None, False)
 
 
-def process_starttime(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if the process is gone."""
+def process_starttime(pid: int, *, allow_zombie: bool = False) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if the process is gone
+    (a zombie counts as gone unless allow_zombie: its parent has yet to reap it)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -42,7 +43,7 @@ def process_starttime(pid: int) -> int | None:
         return None
     # comm may contain spaces and parentheses: split after the last ')'.
     fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] == b"Z":
+    if fields[0] == b"Z" and not allow_zombie:
         return None
     return int(fields[19])
 

@@ -345,6 +345,7 @@ class Supervisor:
             self._reply(client, {"ok": True, "already": True, "state": sup.state, "pid": sup.pid})
             for fd in fds:
                 os.close(fd)
+            fds.clear()
             return
         lock_fd = try_flock(self.layout.running_lock_file(name))
         if lock_fd is None:
@@ -366,6 +367,7 @@ class Supervisor:
         finally:
             for fd in fds:
                 os.close(fd)
+            fds.clear()  # closed: the dispatcher must not close them again on error
         sup = Supervised(name=name, pid=started.pid, starttime=started.starttime, state=State.RUNNING,
                          values=msg["values"], config_file=msg["config_file"],
                          cgroup_plan=started.cgroup_plan, net_plans=started.net_plans,

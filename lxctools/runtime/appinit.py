@@ -39,7 +39,8 @@ def run_app_init(argv: list[str], env: dict[str, str], sock: socket.socket) -> N
     os.close(read_fd)
     if failure:
         errno, _, text = failure.partition(" ")
-        sock.sendall(f"error cannot run '{argv[0]}': {text}\n".encode())
+        code = 127 if errno == "2" else 126  # the shell's convention, as lxc-execute
+        sock.sendall(f"error@{code} cannot run '{argv[0]}': {text}\n".encode())
     sock.close()  # the supervisor sees EOF: the container is RUNNING
 
     def forward(signum: int, _frame: object) -> None:

@@ -163,10 +163,15 @@ def start_container(req: StartRequest) -> Started:
                   extra_env={**hook_env_base, "LXC_PID": str(pid)})
         parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
         rest = reader.read().decode().strip()
+        if rest.startswith("error@"):
+            code, _, text = rest[6:].partition(" ")
+            raise StartError(text, exit_code=int(code))
         if rest:
             raise StartError(rest.removeprefix("error "))
         from lxctools.runstate import process_starttime
-        starttime = process_starttime(pid)
+        # An application container's command may be done already: its init is then a zombie
+        # that the supervisor reaps next; a system container's init must still be alive.
+        starttime = process_starttime(pid, allow_zombie=req.app_container)
         if starttime is None:
             raise StartError(f"init '{argv[0]}' exited at once")
         return Started(pid=pid, starttime=starttime, cgroup_plan=cg_plan, net_plans=net_plans,

@@ -311,6 +311,46 @@ class Container:
                 _signal.signal(sig, handler)
             conn.close()
 
+    def attach(self, *, command: list[str] | None, rcfile: str | None = None,
+               namespaces: str | None = None, elevated: frozenset[str] = frozenset(),
+               uid: int | None = None, gid: int | None = None, env: dict[str, str] | None = None,
+               clear_env: bool = True, keep_vars: tuple[str, ...] = (), pty: bool = False,
+               pty_log: str | None = None) -> int:
+        """Run command (default: the user's login shell) inside; return its exit status."""
+        from lxctools.runtime.attach import ATTACH_NAMESPACES, AttachSpec, parse_namespaces
+        from lxctools.runtime.attach_io import run_attached
+        rs = self.require_state("attach")
+        values = (rs.record or {}).get("values") or {}
+        if rcfile:
+            values = self.load_config(rcfile).values()
+        chosen = ATTACH_NAMESPACES
+        if namespaces:
+            chosen = parse_namespaces(namespaces)
+            elevated = frozenset({"CAP", "CGROUP", "LSM"})  # as lxc-attach: -s implies -e
+        cgroup_plan = None
+        if "CGROUP" not in elevated:
+            from lxctools.runtime import cgroups
+            cgroup_plan = cgroups.plan_from_existing(self.name, cgroups.detect_layout(), pid=rs.pid)
+        try:
+            cwd: str | None = os.getcwd()
+        except OSError:
+            cwd = None
+        spec = AttachSpec(pid=rs.pid, values=values, command=command or None, namespaces=chosen,
+                          elevated=elevated, uid=uid, gid=gid, env=env or {}, clear_env=clear_env,
+                          keep_vars=keep_vars, cwd=cwd, pty=pty, cgroup_plan=cgroup_plan)
+        return run_attached(spec, pty_log=pty_log)
+
+    def stats(self, rs: RunState | None = None):
+        """cgroup statistics of a running container (None when stopped or unreadable)."""
+        rs = rs or self.runstate()
+        if not rs.state.is_running:
+            return None
+        from lxctools.runtime import cgroups
+        try:
+            return cgroups.stats(cgroups.plan_from_existing(self.name, _cgroup_layout(), pid=rs.pid))
+        except (PylError, OSError):
+            return None
+
     def stop(self, *, kill: bool = False, timeout: float = 60, wait: bool = True, reboot: bool = False,
              nokill: bool = False) -> None:
         from lxctools.errors import NotRunningError
@@ -427,6 +467,32 @@ def _remove_tree(path: Path, must_be_under: Path) -> None:
 def _progress(message: str) -> None:
     if sys.stderr.isatty():
         sys.stderr.write(f"{message}...\n")
+
+
+_CGROUP_LAYOUT = None
+
+
+def _cgroup_layout():
+    global _CGROUP_LAYOUT
+    if _CGROUP_LAYOUT is None:
+        from lxctools.runtime import cgroups
+        _CGROUP_LAYOUT = cgroups.detect_layout()
+    return _CGROUP_LAYOUT
+
+
+def network_info(layout: Layout, names: list[str]) -> dict[str, list[dict]]:
+    """Interfaces (name, addresses, traffic) of running containers, read by the supervisor
+    through netlink in each container's namespace. Empty when no supervisor runs."""
+    from lxctools.monitor.client import try_connect
+    conn = try_connect(layout)
+    if conn is None:
+        return {}
+    with conn:
+        try:
+            info = conn.request({"op": "netinfo", "names": names})["containers"]
+        except PylError:
+            return {}
+    return {name: value for name, value in info.items() if isinstance(value, list)}
 
 
 def list_container_names(layout: Layout) -> list[str]:

@@ -40,42 +40,20 @@ def add_arguments(parser) -> None:
 def run(args, ctx) -> int:
     import os
     from lxctools.errors import UsageError
-    from lxctools.runtime.attach import AttachSpec, parse_namespaces, ATTACH_NAMESPACES
-    container = ctx.container(args.name)
-    rs = container.require_state("attach")
-    record = rs.record or {}
-    values = record.get("values") or {}
-    if args.rcfile or args.rcfile_short:
-        values = container.load_config(args.rcfile or args.rcfile_short).values()
     elevated = frozenset()
     if args.elevated_privileges is not None:
         elevated = frozenset(p.strip().upper() for p in args.elevated_privileges.split("|") if p.strip())
         bad = elevated - {"CAP", "CGROUP", "LSM"}
         if bad:
             raise UsageError(f"unknown privilege '{sorted(bad)[0]}' (CAP, CGROUP, LSM)")
-    namespaces = ATTACH_NAMESPACES
-    if args.namespaces:
-        namespaces = parse_namespaces(args.namespaces)
-        elevated = frozenset({"CAP", "CGROUP", "LSM"})
     extra_env = {}
     for item in args.set_var:
         if "=" not in item:
             raise UsageError(f"-v needs VAR=VALUE, got '{item}'")
         key, _, value = item.partition("=")
         extra_env[key] = value
-    use_pty = args.pty if args.pty is not None else os.isatty(0)
-    cgroup_plan = None
-    if "CGROUP" not in elevated:
-        from lxctools.runtime import cgroups
-        cgroup_plan = cgroups.plan_from_existing(args.name, cgroups.detect_layout(), pid=rs.pid)
-    cwd = None
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        pass
-    spec = AttachSpec(pid=rs.pid, values=values, command=args.command or None, namespaces=namespaces,
-                      elevated=elevated, uid=args.uid, gid=args.gid, env=extra_env,
-                      clear_env=not args.keep_env, keep_vars=tuple(args.keep_var), cwd=cwd,
-                      pty=use_pty, cgroup_plan=cgroup_plan)
-    from lxctools.cli.attach_io import run_attached
-    return run_attached(spec, pty_log=args.pty_log)
+    return ctx.container(args.name).attach(
+        command=args.command, rcfile=args.rcfile or args.rcfile_short, namespaces=args.namespaces,
+        elevated=elevated, uid=args.uid, gid=args.gid, env=extra_env, clear_env=not args.keep_env,
+        keep_vars=tuple(args.keep_var), pty=args.pty if args.pty is not None else os.isatty(0),
+        pty_log=args.pty_log)

@@ -44,33 +44,22 @@ def gather(container, want_stats: bool, want_ips: bool) -> dict:
     info["ips"] = []
     info["links"] = []
     if want_ips or want_stats:
-        from lxctools.errors import PylError
-        from lxctools.monitor.client import try_connect
-        conn = try_connect(container.layout)
-        if conn is not None:
-            with conn:
-                try:
-                    net = conn.request({"op": "netinfo", "names": [container.name]})["containers"].get(container.name)
-                except PylError:
-                    net = None
-            if isinstance(net, list):
-                for iface in net:
-                    if iface["name"] == "lo":
-                        continue
+        from lxctools.container import network_info
+        net = network_info(container.layout, [container.name]).get(container.name)
+        if net is not None:
+            for iface in net:
+                if iface["name"] != "lo":
                     info["ips"] += [a.split("/")[0] for a in iface.get("ipv4", []) + iface.get("ipv6", [])]
-                host_links = _host_links(rs.record)
-                for iface in net:
-                    if iface["name"] in host_links:
-                        info["links"].append({"link": host_links[iface["name"]], "tx_bytes": iface.get("tx_bytes", 0),
-                                              "rx_bytes": iface.get("rx_bytes", 0)})
+            host_links = _host_links(rs.record)
+            for iface in net:
+                if iface["name"] in host_links:
+                    info["links"].append({"link": host_links[iface["name"]], "tx_bytes": iface.get("tx_bytes", 0),
+                                          "rx_bytes": iface.get("rx_bytes", 0)})
     if want_stats:
-        from lxctools.runtime import cgroups
-        try:
-            stats = cgroups.stats(cgroups.plan_from_existing(container.name, cgroups.detect_layout(), pid=rs.pid))
+        stats = container.stats(rs)
+        if stats is not None:
             info.update({"cpu_ns": stats.cpu_ns, "blkio_bytes": _blkio(stats), "memory_bytes": stats.memory_bytes,
                          "kmem_bytes": stats.kmem_bytes})
-        except Exception:
-            pass
     return info
 
 

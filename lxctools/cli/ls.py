@@ -155,56 +155,37 @@ def _template_of(layout, name: str) -> str:
 
 
 def _fill_runtime(rows: list[dict], layout, net: bool) -> None:
+    from lxctools.container import Container, network_info
     running = [r for r in rows if r.get("_rs") is not None and r["_rs"].state.is_running]
     for row in rows:
         for col in NEEDS_RUNTIME:
             row[col] = "-"
-    if not running:
-        return
-    from lxctools.runtime import cgroups
-    try:
-        cg_layout = cgroups.detect_layout()
-    except Exception:
-        cg_layout = None
     for row in running:
         rs = row["_rs"]
         row["PID"] = str(rs.pid or "-")
-        if cg_layout is None:
-            continue
-        try:
-            stats = cgroups.stats(cgroups.plan_from_existing(row["NAME"], cg_layout, pid=rs.pid))
-        except Exception:
+        stats = Container(row["NAME"], layout).stats(rs)
+        if stats is None:
             continue
         if stats.memory_bytes is not None:
             row["RAM"] = f"{stats.memory_bytes / 1048576:.2f}MB"
             row["_ram"] = stats.memory_bytes
-        swap = getattr(stats, "swap_bytes", None)
-        if swap is not None:
-            row["SWAP"] = f"{swap / 1048576:.2f}MB"
+        if stats.swap_bytes is not None:
+            row["SWAP"] = f"{stats.swap_bytes / 1048576:.2f}MB"
         if stats.cpu_ns is not None:
             row["CPU"] = f"{stats.cpu_ns / 1e9:.2f}s"
             row["_cpu"] = stats.cpu_ns
-    if net:
-        from lxctools.monitor.client import try_connect
-        from lxctools.errors import PylError
-        conn = try_connect(layout)
-        if conn is None:
-            return
-        with conn:
-            try:
-                info = conn.request({"op": "netinfo", "names": [r["NAME"] for r in running]})["containers"]
-            except PylError:
-                return
-        for row in running:
-            ifaces = info.get(row["NAME"])
-            if not isinstance(ifaces, list):
-                continue
-            row["_ifaces"] = ifaces
-            row["INTERFACE"] = ", ".join(i["name"] for i in ifaces) or "-"
-            v4 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv4", [])]
-            v6 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv6", [])]
-            row["IPV4"] = ", ".join(v4) or "-"
-            row["IPV6"] = ", ".join(v6) or "-"
+    if not (net and running):
+        return
+    info = network_info(layout, [r["NAME"] for r in running])
+    for row in running:
+        ifaces = info.get(row["NAME"])
+        if ifaces is None:
+            continue
+        row["INTERFACE"] = ", ".join(i["name"] for i in ifaces) or "-"
+        v4 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv4", [])]
+        v6 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv6", [])]
+        row["IPV4"] = ", ".join(v4) or "-"
+        row["IPV6"] = ", ".join(v6) or "-"
 
 
 def _json_row(row: dict) -> dict:

@@ -1,0 +1,313 @@
+"""Real busybox containers through the CLI: create, start, attach, execute, stop, destroy, and the
+states seen by pyl-monitor and pyl-wait. Each test gets its own lxcpath; `pyl` checks for leaks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, requires_busybox, requires_root
+
+pytestmark = [requires_root, requires_busybox]
+
+NO_NET = str(ROOT / "configs" / "empty-net.toml")
+
+
+def make(pyl, name: str = "c1", *extra: str) -> None:
+    pyl.ok("create", "-n", name, "-t", "busybox", "-f", NO_NET, *extra)
+
+
+def test_create_start_attach_stop_destroy(pyl):
+    make(pyl)
+    assert (pyl.lxcpath / "c1" / "config.toml").is_file()
+    assert pyl.ok("ls", "-1").stdout == "c1\n"
+    pyl.ok("start", "-n", "c1")
+    info = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)
+    assert info["state"] == "RUNNING" and info["pid"] > 1
+    assert pyl.ok("attach", "-n", "c1", "--", "echo", "hello", "world").stdout == "hello world\n"
+    assert pyl.ok("attach", "-n", "c1", "--", "hostname").stdout == "c1\n"
+    # PID 1 inside is busybox init: the attached process sees the container's pid namespace
+    assert "init" in pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/1/comm").stdout
+    r = pyl("start", "-n", "c1")
+    assert r.returncode == 0 and "already running" in r.stderr
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+    pyl.ok("destroy", "-n", "c1")
+    assert not (pyl.lxcpath / "c1").exists()
+
+
+def test_clean_stop_uses_halt_signal(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    started = time.monotonic()
+    pyl.ok("stop", "-n", "c1", "-t", "20")
+    # busybox init halts on SIGUSR1 (the template's lxc.signal.halt), well before the timeout
+    assert time.monotonic() - started < 15
+    assert pyl("stop", "-n", "c1").returncode == 2
+
+
+def test_stop_exit_codes_and_argument_checks(pyl):
+    make(pyl)
+    r = pyl("stop", "-n", "c1")
+    assert r.returncode == 2 and "is not running" in r.stderr
+    assert pyl("stop", "-n", "nosuch").returncode == 2
+    assert pyl("stop", "-n", "c1", "-k", "-t", "5").returncode == 64
+    assert pyl("stop", "-n", "c1", "-k", "-r").returncode == 64
+
+
+def test_attach_exit_status_and_signals(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    assert pyl("attach", "-n", "c1", "--", "sh", "-c", "exit 3").returncode == 3
+    assert pyl("attach", "-n", "c1", "--", "sh", "-c", "kill -9 $$").returncode == 137
+    assert pyl("attach", "-n", "c1", "--", "sh", "-c", "kill -TERM $$").returncode == 143
+    assert pyl("attach", "-n", "c1", "--", "/nonexistent").returncode == 127
+    # a signal sent to pyl-attach reaches the command
+    proc = pyl.popen("attach", "-n", "c1", "--", "sleep", "30", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_attach_byte_exact_io(pyl, tmp_path):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    blob = bytes(range(256)) * 512 + b"\x00end"
+    r = subprocess.run(pyl.argv("attach", "-n", "c1", "--", "sh", "-c", "cat > /tmp/f; cat /tmp/f; echo err >&2"),
+                       input=blob, capture_output=True, env=pyl.env, timeout=30)
+    assert r.returncode == 0
+    assert r.stdout == blob
+    assert r.stderr == b"err\n"
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        subprocess.run(pyl.argv("attach", "-n", "c1", "--", "cat", "/tmp/f"), stdout=f, env=pyl.env,
+                       stdin=subprocess.DEVNULL, timeout=30, check=True)
+    assert out.read_bytes() == blob
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_attach_environment_is_clear_by_default(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    pyl.env["PYL_SECRET_HOST_VAR"] = "leak"
+    env = pyl.ok("attach", "-n", "c1", "--", "env").stdout
+    assert "PYL_SECRET_HOST_VAR" not in env
+    assert "container=lxc" in env
+    env = pyl.ok("attach", "-n", "c1", "--keep-var", "PYL_SECRET_HOST_VAR", "-v", "A=1", "--", "env").stdout
+    assert "PYL_SECRET_HOST_VAR=leak" in env and "A=1" in env
+    env = pyl.ok("attach", "-n", "c1", "--keep-env", "--", "env").stdout
+    assert "PYL_SECRET_HOST_VAR=leak" in env
+    assert pyl.ok("attach", "-n", "c1", "-u", "1000", "-g", "1000", "--", "id", "-u").stdout == "1000\n"
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_execute_status_and_stdio(pyl):
+    make(pyl)
+    assert pyl.ok("execute", "-n", "c1", "--", "echo", "hello", "world").stdout == "hello world\n"
+    assert pyl("execute", "-n", "c1", "--", "sh", "-c", "exit 5").returncode == 5
+    assert pyl("execute", "-n", "c1", "--", "sh", "-c", "kill -9 $$").returncode == 137
+    assert pyl("execute", "-n", "c1", "--", "/nope").returncode == 127
+    r = pyl("execute", "-n", "c1", "--", "sh", "-c", "cat; echo $$", input=b"in\n")
+    assert r.stdout == "in\n2\n"  # PID 1 is the small init, the command is PID 2
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+
+
+def test_monitor_and_wait_see_state_changes(pyl):
+    make(pyl)
+    mon = pyl.popen("monitor", "-n", "c.*", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        waiter = pyl.popen("wait", "-n", "c1", "-s", "RUNNING", "-t", "20")
+        time.sleep(0.3)
+        pyl.ok("start", "-n", "c1")
+        assert waiter.wait(timeout=20) == 0
+        assert pyl("wait", "-n", "c1", "-s", "FROZEN", "-t", "0.3").returncode == 76
+        pyl.ok("freeze", "-n", "c1")
+        assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "FROZEN\n"
+        pyl.ok("unfreeze", "-n", "c1")
+        pyl.ok("stop", "-n", "c1", "-k")
+        time.sleep(0.5)
+    finally:
+        mon.terminate()
+        out, _ = mon.communicate(timeout=10)
+    lines = [line for line in out.splitlines() if line.startswith("'c1' changed")]
+    states = [line.split("[")[1].rstrip("]") for line in lines]
+    assert states == ["STARTING", "RUNNING", "FREEZING", "FROZEN", "THAWED", "RUNNING", "STOPPING", "STOPPED"]
+
+
+def test_freeze_stops_cpu_time(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    pyl.popen("attach", "-n", "c1", "--", "sh", "-c", "while :; do :; done",
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    pid = _busy_pid(pyl)
+    pyl.ok("freeze", "-n", "c1")
+    t1 = _cpu_ticks(pid)
+    time.sleep(0.5)
+    assert _cpu_ticks(pid) == t1
+    pyl.ok("unfreeze", "-n", "c1")
+    time.sleep(0.5)
+    assert _cpu_ticks(pid) > t1
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def _busy_pid(pyl) -> int:
+    init = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)["pid"]
+    best, most = None, -1
+    cg = Path(f"/proc/{init}/cgroup").read_text()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/cgroup").read_text() != cg:
+                    continue
+                ticks = _cpu_ticks(int(entry))
+            except OSError:
+                continue
+            if ticks > most:
+                best, most = int(entry), ticks
+    assert best is not None
+    return best
+
+
+def _cpu_ticks(pid: int) -> int:
+    data = Path(f"/proc/{pid}/stat").read_text()
+    fields = data[data.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_supervisor_sigkill_keeps_truth(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    subprocess.run(["pkill", "-9", "-f", f"lxctools.monitor.daemon {pyl.lxcpath}"], check=False)
+    time.sleep(0.3)
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "RUNNING\n"
+    assert pyl.ok("attach", "-n", "c1", "--", "true").returncode == 0
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+    pyl.ok("start", "-n", "c1")
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_init_killed_is_noticed(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    pid = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert pyl("wait", "-n", "c1", "-s", "STOPPED", "-t", "10").returncode == 0
+    pyl.ok("start", "-n", "c1")
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_reboot_comes_back(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    first = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)["pid"]
+    pyl.ok("stop", "-n", "c1", "-r")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        info = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)
+        if info["state"] == "RUNNING" and info["pid"] != first:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("container did not come back after reboot")
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_start_failures_leave_nothing(pyl):
+    make(pyl)
+    r = pyl("start", "-n", "c1", "-s", "lxc.init.cmd=/no/such/init")
+    assert r.returncode == 71 and "/no/such/init" in r.stderr
+    r = pyl("start", "-n", "c1", "-s", "lxc.mount.entry=/nonexistent-src srv none bind 0 0")
+    assert r.returncode == 71 and "nonexistent-src" in r.stderr
+    r = pyl("start", "-n", "c1", "-s", "lxc.cgroup.memory.limit_in_bytes=banana")
+    assert r.returncode != 0 and "memory.limit_in_bytes" in r.stderr
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+    pyl.ok("start", "-n", "c1")
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_missing_rootfs(pyl):
+    make(pyl)
+    import shutil
+    shutil.rmtree(pyl.lxcpath / "c1" / "rootfs")
+    r = pyl("start", "-n", "c1")
+    assert r.returncode == 71 and "rootfs" in r.stderr and "does not exist" in r.stderr
+
+
+def test_limits_visible_inside(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1", "-s", "lxc.cgroup.memory.limit_in_bytes=67108864",
+           "-s", "lxc.cgroup.pids.max=77", "-s", "lxc.prlimit.nofile=1000:2000")
+    out = pyl.ok("attach", "-n", "c1", "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                 "/sys/fs/cgroup/pids/pids.max").stdout.split()
+    assert out == ["67108864", "77"]
+    # the cgroup namespace shows the container its own cgroup as the root
+    assert pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/self/cgroup").stdout.count(":/\n") >= 1
+    limits = pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/1/limits").stdout
+    assert any(line.startswith("Max open files") and "1000" in line and "2000" in line for line in limits.splitlines())
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_hooks_run_with_lxc_environment(pyl, tmp_path):
+    make(pyl)
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$3 $LXC_NAME $1\" >> {log}\n")
+    hook.chmod(0o755)
+    pyl.ok("start", "-n", "c1", "-s", f"lxc.hook.pre-start={hook}", "-s", f"lxc.hook.post-stop={hook}",
+           "-s", f"lxc.hook.start-host={hook}")
+    pyl.ok("stop", "-n", "c1", "-k")
+    lines = log.read_text().splitlines()
+    assert lines == ["pre-start c1 c1", "start-host c1 c1", "post-stop c1 c1"]
+
+
+def test_failing_hook_aborts_start(pyl, tmp_path):
+    make(pyl)
+    r = pyl("start", "-n", "c1", "-s", "lxc.hook.pre-start=/bin/false")
+    assert r.returncode != 0 and "pre-start" in r.stderr
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+
+
+def test_console_round_trip(pyl):
+    import pty
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(pyl.argv("console", "-n", "c1", "-t", "1")[0], pyl.argv("console", "-n", "c1", "-t", "1"), pyl.env)
+    try:
+        out = _read_until(fd, b"login:", 15)
+        assert b"login:" in out
+        os.write(fd, b"\x01q")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "RUNNING\n"
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
+    import select
+    data = b""
+    deadline = time.monotonic() + timeout
+    os.write(fd, b"\r")
+    while needle not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                data += os.read(fd, 4096)
+            except OSError:
+                break
+        else:
+            os.write(fd, b"\r")
+    return data

@@ -1,0 +1,13 @@
+"""Container and system configuration.
+
+keys        the one key table (KeySpec per key/pattern), lookup with suggestions, completion, docs
+validators  value validators used by the table
+lxcformat   LXC `key = value` documents (parse, edit in place, serialise)
+tomlformat  pyl's TOML documents (tomllib to read, tomlkit to edit/write)
+legacy      pre-2.1 key names, lxc-update-config rewriting
+model       ContainerConfig: load/edit/save a config, expanded flat values for runtime code
+convert     LXC <-> TOML conversion, legacy-key file update (pyl-update-config)
+system      pyl.toml: lxcpath, default_config, default_bridge, rundir
+
+Nothing is imported here: `import lxctools.config.system` must stay cheap.
+"""

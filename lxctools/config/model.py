@@ -199,8 +199,12 @@ class ContainerConfig:
         return result
 
     def get(self, key: str) -> str | list[str] | None:
+        """KEY's expanded value; for lxc.include, the top-level document's include lines."""
         key = _canonical(key)
         keys.lookup(key)
+        if key == "lxc.include":
+            own = [e.value for e in self._doc.entries() if e.key == key and e.value]
+            return own or None
         return self.values().get(key)
 
     def networks(self) -> dict[int, dict[str, str | list[str]]]:

@@ -286,3 +286,24 @@ def test_default_paths() -> None:
 
     assert default_paths(0, {}) == ["/etc/pyl/pyl.toml"]
     assert default_paths(1000, {"XDG_CONFIG_HOME": "/c"}) == ["/etc/pyl/pyl.toml", "/c/pyl/pyl.toml"]
+
+
+def test_get_include_returns_the_documents_include_lines(folder: Path) -> None:
+    cfg = ContainerConfig.load(folder)
+    assert cfg.get("lxc.include") == ["common.conf"]
+    assert "lxc.include" not in cfg.values()
+    cfg.set("lxc.include", str(folder / "common.conf"))
+    assert cfg.get("lxc.include") == [str(folder / "common.conf")]
+    assert cfg.get("lxc.tty.max") == "4"
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, lxctools.config.model, lxctools.config.system; "
+            "print(' '.join(m for m in ('tomlkit', 'tomllib', 'difflib', 'ipaddress', 're', "
+            "'dataclasses', 'pathlib', 'typing') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == []

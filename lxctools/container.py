@@ -403,15 +403,15 @@ class Container:
 def _absolute_includes(cfg: "ContainerConfig", source: Path) -> "ContainerConfig":
     """The initial config moves into the container's folder: relative includes must keep
     pointing where they pointed (next to the file they came from)."""
-    includes = cfg.get("lxc.include")
+    includes = cfg.top_level_values("lxc.include") if hasattr(cfg, "top_level_values") else \
+        [e.value for e in cfg._doc.entries() if e.key == "lxc.include" and e.value]
     if not includes:
         return cfg
-    includes = [includes] if isinstance(includes, str) else list(includes)
     base = source.resolve().parent
     fixed = [str(base / inc) if not os.path.isabs(inc) else inc for inc in includes]
     if fixed != includes:
-        cfg.set("lxc.include", fixed[0])
-        for inc in fixed[1:]:
+        cfg.clear("lxc.include")
+        for inc in fixed:
             cfg.append("lxc.include", inc)
     return cfg
 

@@ -1,0 +1,264 @@
+"""Passing host devices into a running container (pyl-device), and taking them back.
+
+Two kinds, as lxc-device:
+  device nodes   /dev/xxx: the node is made inside the container's /dev by a forked child that
+                 setns()'s into the container's mount namespace (its root then is the container's,
+                 so no path the container controls can lead the child to a host file), with the
+                 host node's type, major:minor and mode; the container's v1 devices cgroup is told
+                 to allow it. Pure cgroup v2 (device rules are a BPF program) is not supported yet.
+  interfaces     a host network interface is moved into the container's network namespace in one
+                 RTM_NEWLINK (IFLA_NET_NS_PID + IFLA_IFNAME: moved and renamed at once, so the name
+                 never collides on the host side); back out from a forked child inside the netns.
+                 The netlink part imports pyroute2 lazily; it belongs in lxctools.runtime.net once
+                 that module has move-in/move-out functions.
+Errors become lxctools.errors with one-line messages; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lxctools.errors import (
+    AlreadyExistsError, KernelError, NotFoundError, PermissionDeniedError, PylError, UsageError,
+)
+
+
+@dataclass(frozen=True)
+class DeviceNode:
+    kind: str    # "c" or "b"
+    major: int
+    minor: int
+    mode: int    # permission bits only
+    uid: int
+    gid: int
+
+    def cgroup_rule(self, access: str = "rwm") -> str:
+        """The v1 devices.allow/deny line for exactly this node."""
+        return f"{self.kind} {self.major}:{self.minor} {access}"
+
+    @property
+    def st_mode(self) -> int:
+        return self.mode | (stat.S_IFCHR if self.kind == "c" else stat.S_IFBLK)
+
+
+def node_of_stat(st: os.stat_result) -> DeviceNode | None:
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return DeviceNode(kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
+                      st.st_uid, st.st_gid)
+
+
+def host_node(path: str) -> DeviceNode:
+    """The host's device node at path; NotFoundError / UsageError when it is none."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NotFoundError(f"'{path}' does not exist on the host") from None
+    node = node_of_stat(st)
+    if node is None:
+        raise UsageError(f"'{path}' is not a character or block device")
+    return node
+
+
+def container_path(device: str, name_in_container: str | None) -> str:
+    """Absolute path of the node inside the container: NAME-IN-CONTAINER or the host path;
+    a bare name means /dev/NAME. No '..' (the child resolves it in the container's root anyway)."""
+    target = name_in_container or device
+    if not target.startswith("/"):
+        target = "/dev/" + target
+    target = os.path.normpath(target)
+    if ".." in target.split("/") or target in ("/", "/dev"):
+        raise UsageError(f"'{target}' is not a usable device path")
+    return target
+
+
+def is_host_interface(name: str, sys_class_net: str = "/sys/class/net") -> bool:
+    return "/" not in name and name not in (".", "..", "") and os.path.exists(os.path.join(sys_class_net, name))
+
+
+def permitted_by_config(values: Mapping[str, object], node: DeviceNode) -> bool:
+    """Whether the container's own device policy (lxc.cgroup.devices.*, or LXC's default
+    allow-list) already grants rwm on node -- then `del` must not deny it (e.g. /dev/null)."""
+    from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, build_policy
+    allow, deny = values.get("lxc.cgroup.devices.allow"), values.get("lxc.cgroup.devices.deny")
+    if allow is None and deny is None:
+        policy = DEFAULT_DEVICE_POLICY
+    else:
+        as_list = lambda v: [v] if isinstance(v, str) else list(v or [])  # noqa: E731
+        policy = build_policy(as_list(allow), as_list(deny), prefix="lxc.cgroup.devices")
+    verdict = policy.default_allow
+    for rule in policy.rules:  # later rules refine earlier ones
+        if rule.type in ("a", node.kind) and rule.major in (None, node.major) \
+                and rule.minor in (None, node.minor) and (not rule.allow or rule.access == "rwm"):
+            verdict = rule.allow
+    return verdict
+
+
+# ------------------------------------------------------------------ forked children
+
+
+def _in_namespace(pid: int, ns_name: str, work: Callable[[], str]) -> str:
+    """Run work() in a forked child that joined pid's ``ns_name`` namespace; return what it returned,
+    or raise the PylError it raised (exit code and message travel back through a pipe)."""
+    from lxctools.kernel import ns
+    try:
+        ns_fd = os.open(f"/proc/{pid}/ns/{ns_name}", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NotFoundError("the container's init is gone (it stopped meanwhile)") from None
+    r, w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        code, text = 0, ""
+        try:
+            os.close(r)
+            ns.setns(ns_fd, ns.NAMESPACES[ns_name])
+            text = work()
+        except PylError as err:
+            code, text = int(err.exit_code) or 1, err.message
+        except OSError as err:
+            code, text = 1, f"{err.filename or ''}{': ' if err.filename else ''}{err.strerror}"
+        except BaseException as err:  # a bug: say what, the parent turns it into one line
+            code, text = 70, f"{type(err).__name__}: {err}"
+        os.write(w, f"{code}\n{text}".encode())
+        os._exit(0 if code == 0 else 1)
+    os.close(w)
+    os.close(ns_fd)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(child, 0)
+    code_text, _, text = b"".join(chunks).decode(errors="replace").partition("\n")
+    if not code_text:
+        raise PylError("the helper process died before reporting")
+    if int(code_text) != 0:
+        raise PylError(text, exit_code=int(code_text))
+    return text
+
+
+def _make_node(target: str, node: DeviceNode) -> str:
+    """In the container's mount namespace: mkdir -p the parent, mknod (idempotent for the same node)."""
+    os.umask(0)
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    try:
+        os.mknod(target, node.st_mode, os.makedev(node.major, node.minor))
+    except FileExistsError:
+        existing = node_of_stat(os.lstat(target))
+        if existing is None or (existing.kind, existing.major, existing.minor) != (node.kind, node.major, node.minor):
+            raise AlreadyExistsError(f"{target} already exists in the container and is another file") from None
+        return "exists"
+    os.chown(target, node.uid, node.gid)
+    return "made"
+
+
+def _remove_node(target: str) -> str:
+    """In the container's mount namespace: unlink target if it is a device node; report it."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        raise NotFoundError(f"{target} does not exist in the container") from None
+    node = node_of_stat(st)
+    if node is None:
+        raise UsageError(f"{target} in the container is not a device node; not removing it")
+    os.unlink(target)
+    return f"{node.kind} {node.major} {node.minor}"
+
+
+def add_node(pid: int, node: DeviceNode, target: str) -> bool:
+    """Create the node at target inside pid's mount namespace; False if it was already there."""
+    return _in_namespace(pid, "mnt", lambda: _make_node(target, node)) == "made"
+
+
+def remove_node(pid: int, target: str) -> DeviceNode:
+    """Remove the node at target inside pid's mount namespace; returns what it was."""
+    kind, major, minor = _in_namespace(pid, "mnt", lambda: _remove_node(target)).split()
+    return DeviceNode(kind, int(major), int(minor), 0, 0, 0)
+
+
+# ------------------------------------------------------------------ devices cgroup
+
+
+def _devices_dir(plan) -> str:
+    d = plan.v1_dir("devices")
+    if d is not None:
+        return d.path
+    if plan.unified is not None and not any(x.version == 1 for x in plan.dirs):
+        raise PylError("device access on a pure cgroup v2 host is not supported yet "
+                       "(it needs replacing the container's BPF device program)",
+                       hint="allow the device in the config (lxc.cgroup2.devices.allow) and restart")
+    return ""  # hybrid host without a v1 devices hierarchy: nothing restricts devices
+
+
+def check_cgroup_support(plan) -> None:
+    """Fail before touching the container when its device cgroup cannot be changed."""
+    _devices_dir(plan)
+
+
+def allow_in_cgroup(plan, node: DeviceNode) -> None:
+    from lxctools.runtime import cgroups
+    if _devices_dir(plan):
+        cgroups.write_value(plan, "devices.allow", node.cgroup_rule())
+
+
+def deny_in_cgroup(plan, node: DeviceNode) -> None:
+    from lxctools.runtime import cgroups
+    if _devices_dir(plan):
+        cgroups.write_value(plan, "devices.deny", node.cgroup_rule())
+
+
+# ------------------------------------------------------------------ network interfaces
+
+
+def _netlink_error(err: Exception, what: str) -> PylError:
+    import errno as _errno
+    code = getattr(err, "code", None) or getattr(err, "errno", None) or 0
+    text = os.strerror(code) if code else str(err)
+    if code == _errno.EEXIST:
+        return AlreadyExistsError(f"{what}: an interface with that name already exists there")
+    if code == _errno.EPERM:
+        return PermissionDeniedError(f"{what}: {text}", hint="pyl-device needs root")
+    if code == _errno.EINVAL:
+        return KernelError(f"{what}: {text} (some interfaces, e.g. lo and bridges, cannot change namespace)", code)
+    return KernelError(f"{what}: {text}", code)
+
+
+def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
+    """Move host interface host_name into pid's network namespace, named inside_name there."""
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=host_name)
+        if not found:
+            raise NotFoundError(f"no host interface '{host_name}'")
+        try:
+            ipr.link("set", index=found[0], net_ns_pid=pid, ifname=inside_name)
+        except Exception as err:  # pyroute2's NetlinkError is not an OSError
+            raise _netlink_error(err, f"cannot move {host_name} into the container as {inside_name}") from None
+
+
+def _move_out(inside_name: str, host_name: str, host_ns_fd: int) -> str:
+    from pyroute2 import IPRoute
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=inside_name)
+        if not found:
+            raise NotFoundError(f"no interface '{inside_name}' in the container")
+        try:
+            ipr.link("set", index=found[0], net_ns_fd=host_ns_fd, ifname=host_name)
+        except Exception as err:
+            raise _netlink_error(err, f"cannot move {inside_name} back to the host as {host_name}") from None
+    return "moved"
+
+
+def move_interface_out(pid: int, inside_name: str, host_name: str) -> None:
+    """Move inside_name out of pid's network namespace into ours (the host's), named host_name."""
+    host_ns_fd = os.open("/proc/self/ns/net", os.O_RDONLY)  # inherited by the child (no CLOEXEC needed: no exec)
+    try:
+        _in_namespace(pid, "net", lambda: _move_out(inside_name, host_name, host_ns_fd))
+    finally:
+        os.close(host_ns_fd)

@@ -403,8 +403,8 @@ class Container:
 def _absolute_includes(cfg: "ContainerConfig", source: Path) -> "ContainerConfig":
     """The initial config moves into the container's folder: relative includes must keep
     pointing where they pointed (next to the file they came from)."""
-    includes = cfg.top_level_values("lxc.include") if hasattr(cfg, "top_level_values") else \
-        [e.value for e in cfg._doc.entries() if e.key == "lxc.include" and e.value]
+    includes = cfg.get("lxc.include") or []
+    includes = [includes] if isinstance(includes, str) else [i for i in includes if i]
     if not includes:
         return cfg
     base = source.resolve().parent

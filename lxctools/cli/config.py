@@ -13,6 +13,7 @@ lxc.lxcpath. Unlike lxc-config, a key must be spelled in full (no prefix match).
 NEEDS_NAME = False
 NAME_STATES = None
 RCFILE = False
+LOG_OPTIONS = False
 
 SYSTEM_KEYS = {
     "lxc.lxcpath": "lxcpath",
@@ -39,8 +40,10 @@ def run(args, ctx) -> int:
         if args.markdown:
             out.write(keys.render_key_docs())
             return 0
-        for spec in keys.iter_specs():
-            if args.key and not spec.name.startswith(args.key):
+        import re
+        prefix = re.sub(r"\.\d+(?=\.|$)", ".<N>", args.key or "")  # lxc.net.0. -> lxc.net.<N>.
+        for spec in keys.all_specs():
+            if prefix and not spec.name.startswith(prefix):
                 continue
             out.write(f"{spec.name:<36} {spec.help}\n")
         return 0

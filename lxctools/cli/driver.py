@@ -71,8 +71,11 @@ def build_parser(tool: str, module) -> argparse.ArgumentParser:
     arg = common.add_argument("-P", "--lxcpath", help="container folder root (default: $PYL_LXCPATH, "
                               "the system config, /var/lib/pyl for root)")
     arg.completer = _complete_dirs  # type: ignore[attr-defined]
-    common.add_argument("-o", "--logfile", help="write a log to FILE ('-' for stderr)")
-    common.add_argument("-l", "--logpriority", help="log level: TRACE DEBUG INFO NOTICE WARN ERROR CRIT ALERT FATAL")
+    if getattr(module, "LOG_OPTIONS", True):  # lxc-config has its own -l (list)
+        common.add_argument("-o", "--logfile", help="write a log to FILE ('-' for stderr)")
+        common.add_argument("-l", "--logpriority", help="log level: TRACE DEBUG INFO NOTICE WARN ERROR CRIT ALERT FATAL")
+    else:
+        parser.set_defaults(logfile=None, logpriority=None)
     common.add_argument("-q", "--quiet", action="store_true", help="print no error or info lines")
     if getattr(module, "RCFILE", True):
         common.add_argument("--rcfile", help="use FILE as the container's config instead of the stored one")

@@ -24,7 +24,7 @@ def run(args, ctx) -> int:
     import os
     import sys
     from lxctools.errors import UsageError
-    from lxctools.config.convert import convert_file, update_legacy_in_place
+    from lxctools.config.convert import convert_file, update_legacy_file
     path = args.config
     if path is None and args.name:
         found = ctx.container(args.name).config_path
@@ -35,7 +35,7 @@ def run(args, ctx) -> int:
     if path is None:
         raise UsageError("give -c FILE or -n NAME")
     if args.to is None:
-        update_legacy_in_place(path)
+        update_legacy_file(path)
         return 0
     text = convert_file(path, args.to)
     if args.output:

@@ -107,6 +107,10 @@ def _invalid(where: str | None, key: str, value: str, exc: ValueError) -> Config
     return ConfigError(f"{prefix}invalid value '{value}' for {key}: {exc}")
 
 
+# Keys whose relative values are resolved against the folder of the file that sets them.
+RELATIVE_PATH_KEYS = frozenset({"lxc.seccomp.profile", "lxc.mount.fstab"})
+
+
 class ContainerConfig:
     """A container's config: the unexpanded document plus `-s` overrides."""
 
@@ -161,6 +165,11 @@ class ContainerConfig:
                 top: bool, stack: tuple[str, ...]) -> None:
         for entry in entries:
             if entry.key != "lxc.include":
+                if entry.key in RELATIVE_PATH_KEYS and base_dir and entry.value \
+                        and entry.value != "none" and not os.path.isabs(entry.value):
+                    # A relative path means "next to the file that says it" (a shared include
+                    # naming its seccomp profile works wherever it is installed).
+                    entry = Entry(entry.key, os.path.join(base_dir, entry.value), entry.source, entry.lineno)
                 out.append((entry, top))
                 continue
             if not entry.value:

@@ -69,12 +69,15 @@ def host_node(path: str) -> DeviceNode:
 
 def container_path(device: str, name_in_container: str | None) -> str:
     """Absolute path of the node inside the container: NAME-IN-CONTAINER or the host path;
-    a bare name means /dev/NAME. No '..' (the child resolves it in the container's root anyway)."""
+    a bare name means /dev/NAME. No '..': the child resolves paths in the container's root anyway,
+    but a name that climbs is a typo or a probe."""
     target = name_in_container or device
     if not target.startswith("/"):
         target = "/dev/" + target
+    if ".." in target.split("/"):
+        raise UsageError(f"'{target}': '..' is not allowed in a device path")
     target = os.path.normpath(target)
-    if ".." in target.split("/") or target in ("/", "/dev"):
+    if target in ("/", "/dev"):
         raise UsageError(f"'{target}' is not a usable device path")
     return target
 

@@ -57,7 +57,11 @@ def _interface(args, pid: int) -> int:
 
 def _node(args, rs) -> int:
     from lxctools.runtime import cgroups, devices
+    import os
+    from lxctools.errors import NotFoundError
     host_path = args.device if args.device.startswith("/") else "/dev/" + args.device
+    if args.action == "add" and not args.device.startswith("/") and not os.path.exists(host_path):
+        raise NotFoundError(f"the host has no interface '{args.device}' and no device node {host_path}")
     target = devices.container_path(host_path, args.target)
     plan = cgroups.plan_from_existing(args.name, cgroups.detect_layout(), pid=rs.pid)
     devices.check_cgroup_support(plan)

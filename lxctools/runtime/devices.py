@@ -6,9 +6,9 @@ Two kinds, as lxc-device:
                  so no path the container controls can lead the child to a host file), with the
                  host node's type, major:minor and mode; the container's v1 devices cgroup is told
                  to allow it. Pure cgroup v2 (device rules are a BPF program) is not supported yet.
-  interfaces     a host network interface is moved into the container's network namespace in one
-                 RTM_NEWLINK (IFLA_NET_NS_PID + IFLA_IFNAME: moved and renamed at once, so the name
-                 never collides on the host side); back out from a forked child inside the netns.
+  interfaces     a host network interface is moved into the container's network namespace with one
+                 RTM_NEWLINK (IFLA_NET_NS_PID + IFLA_IFNAME: the new name is given inside only, so
+                 it never has to be free on the host); back out from a forked child in the netns.
                  The netlink part imports pyroute2 lazily; it belongs in lxctools.runtime.net once
                  that module has move-in/move-out functions.
 Errors become lxctools.errors with one-line messages; nothing here prints.
@@ -232,8 +232,22 @@ def _netlink_error(err: Exception, what: str) -> PylError:
     return KernelError(f"{what}: {text}", code)
 
 
+def interfaces_in_netns(pid: int, proc: str = "/proc") -> list[str]:
+    """Interface names of pid's network namespace, from PROC/PID/net/dev (per namespace)."""
+    try:
+        with open(f"{proc}/{pid}/net/dev") as f:
+            lines = f.read().splitlines()[2:]
+    except FileNotFoundError:
+        raise NotFoundError("the container's init is gone (it stopped meanwhile)") from None
+    return [line.split(":", 1)[0].strip() for line in lines if ":" in line]
+
+
 def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
     """Move host interface host_name into pid's network namespace, named inside_name there."""
+    # The kernel moves first and renames afterwards (IFLA_IFNAME is only used during the move when
+    # the old name collides), so a taken name would leave the interface inside under its host name.
+    if inside_name in interfaces_in_netns(pid):
+        raise AlreadyExistsError(f"the container already has an interface named {inside_name}")
     from pyroute2 import IPRoute
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=host_name)
@@ -242,7 +256,10 @@ def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
         try:
             ipr.link("set", index=found[0], net_ns_pid=pid, ifname=inside_name)
         except Exception as err:  # pyroute2's NetlinkError is not an OSError
-            raise _netlink_error(err, f"cannot move {host_name} into the container as {inside_name}") from None
+            failure = _netlink_error(err, f"cannot move {host_name} into the container as {inside_name}")
+            if not ipr.link_lookup(ifname=host_name) and host_name in interfaces_in_netns(pid):
+                move_interface_out(pid, host_name, host_name)  # moved but not renamed: undo the move
+            raise failure from None
 
 
 def _move_out(inside_name: str, host_name: str, host_ns_fd: int) -> str:

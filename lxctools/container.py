@@ -7,12 +7,11 @@ lxctools.errors; nothing here prints except progress on a terminal.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+
+TYPE_CHECKING = False
 
 from lxctools.errors import (
     AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
@@ -24,6 +23,8 @@ from lxctools.runstate import RunState, read_runstate
 from lxctools.state import State
 
 if TYPE_CHECKING:
+    from typing import Iterator
+
     from lxctools.config.model import ContainerConfig
 
 CREATE_HEADER = (
@@ -162,6 +163,7 @@ class Container:
             except BaseException:
                 _remove_tree(self.dir, self.layout.lxcpath)
                 if created_rootfs is not None and rootfs_dir:
+                    import shutil
                     shutil.rmtree(created_rootfs, ignore_errors=True)
                 raise
             finally:
@@ -461,6 +463,7 @@ def _remove_tree(path: Path, must_be_under: Path) -> None:
     if busy:
         raise BusyError(f"refusing to delete {path}: something is mounted at {busy[0]}")
     # shutil.rmtree uses fd-relative, O_NOFOLLOW traversal (safe against symlink races).
+    import shutil
     shutil.rmtree(path)
 
 
@@ -480,19 +483,19 @@ def _cgroup_layout():
     return _CGROUP_LAYOUT
 
 
-def network_info(layout: Layout, names: list[str]) -> dict[str, list[dict]]:
-    """Interfaces (name, addresses, traffic) of running containers, read by the supervisor
-    through netlink in each container's namespace. Empty when no supervisor runs."""
+def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
+              net: bool = True) -> dict[str, dict] | None:
+    """{name: {state, pid, stats, interfaces}} for running containers, from the supervisor in
+    one round trip; None if no supervisor runs (then nothing runs, except orphans)."""
     from lxctools.monitor.client import try_connect
     conn = try_connect(layout)
     if conn is None:
-        return {}
+        return None
     with conn:
         try:
-            info = conn.request({"op": "netinfo", "names": names})["containers"]
+            return conn.request({"op": "info", "names": names, "stats": stats, "net": net})["containers"]
         except PylError:
-            return {}
-    return {name: value for name, value in info.items() if isinstance(value, list)}
+            return None
 
 
 def list_container_names(layout: Layout) -> list[str]:

@@ -11,8 +11,11 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Iterator
 
 from lxctools.errors import BusyError
 

@@ -9,19 +9,22 @@ a dead container look RUNNING.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from lxctools.locking import is_locked
 from lxctools.paths import Layout
 from lxctools.state import State, read_json
 
 
-@dataclass(frozen=True)
 class RunState:
-    state: State
-    record: dict[str, Any] | None   # the supervisor's state file, if any
-    supervised: bool                # a live supervisor owns it
+    __slots__ = ("state", "record", "supervised")
+
+    def __init__(self, state: State, record: dict[str, Any] | None, supervised: bool) -> None:
+        self.state = state
+        self.record = record            # the supervisor's state file, if any
+        self.supervised = supervised    # a live supervisor owns it
 
     @property
     def pid(self) -> int | None:

@@ -6,23 +6,51 @@ completion filters (pyl-attach offers running containers, pyl-start stopped ones
 
 from __future__ import annotations
 
-import enum
 import json
 import os
-import tempfile
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+STATE_NAMES = ("STOPPED", "STARTING", "RUNNING", "STOPPING", "ABORTING", "FREEZING", "FROZEN", "THAWED")
 
 
-class State(enum.StrEnum):
-    STOPPED = "STOPPED"
-    STARTING = "STARTING"
-    RUNNING = "RUNNING"
-    STOPPING = "STOPPING"
-    ABORTING = "ABORTING"
-    FREEZING = "FREEZING"
-    FROZEN = "FROZEN"
-    THAWED = "THAWED"
+class _StateType(type):
+    """Makes State behave like a StrEnum (State("RUNNING") is State.RUNNING, iteration in
+    LXC's order) without importing `enum`, which costs every command ~4 ms of start-up."""
+
+    def __iter__(cls):
+        return iter(cls._members.values())
+
+    def __len__(cls) -> int:
+        return len(cls._members)
+
+    def __call__(cls, value: object) -> "State":
+        try:
+            return cls._members[value]
+        except (KeyError, TypeError):
+            raise ValueError(f"{value!r} is not a valid State") from None
+
+
+class State(str, metaclass=_StateType):
+    __slots__ = ()
+    _members: dict[str, "State"] = {}
+    STOPPED: "State"
+    STARTING: "State"
+    RUNNING: "State"
+    STOPPING: "State"
+    ABORTING: "State"
+    FREEZING: "State"
+    FROZEN: "State"
+    THAWED: "State"
+
+    def __repr__(self) -> str:
+        return f"<State.{str.__str__(self)}>"
+
+    def __str__(self) -> str:
+        return str.__str__(self)
 
     @property
     def is_running(self) -> bool:
@@ -36,6 +64,12 @@ class State(enum.StrEnum):
     def allows(self, operation: str) -> bool:
         return self in ALLOWED[operation]
 
+
+for _name in STATE_NAMES:
+    _member = str.__new__(State, _name)
+    State._members[_name] = _member
+    setattr(State, _name, _member)
+del _name, _member
 
 _LIVE = frozenset({State.RUNNING, State.FROZEN, State.FREEZING, State.THAWED})
 
@@ -77,6 +111,7 @@ def parse_states(text: str) -> frozenset[State]:
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     """Write JSON to a temp file in the same folder and rename it over path (crash-safe)."""
+    import tempfile
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
 from importlib import import_module
-from pathlib import Path
 
 from lxctools import __version__
 from lxctools.errors import ExitCode, PylError, UsageError
@@ -40,14 +38,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message, hint=f"see {self.prog} --help")
 
 
-@dataclass
 class Context:
     """What every tool gets besides its arguments: resolved paths and output switches."""
 
-    prog: str
-    layout: "object"
-    quiet: bool
-    debug: bool
+    __slots__ = ("prog", "layout", "quiet", "debug")
+
+    def __init__(self, prog: str, layout, quiet: bool, debug: bool) -> None:
+        self.prog = prog
+        self.layout = layout
+        self.quiet = quiet
+        self.debug = debug
 
     def container(self, name: str):
         from lxctools.container import Container
@@ -166,9 +166,9 @@ def make_layout(args: argparse.Namespace):
     from lxctools.paths import Layout, default_rundir
     system = load_system_config()
     lxcpath = args.lxcpath or system.lxcpath
-    lxcpath = Path(os.path.abspath(str(lxcpath).rstrip("/") or "/"))
+    lxcpath = os.path.abspath(str(lxcpath).rstrip("/") or "/")
     rundir = os.environ.get("PYL_RUNDIR") or getattr(system, "rundir", None)
-    return Layout(lxcpath=lxcpath, rundir=Path(rundir) if rundir else default_rundir())
+    return Layout(lxcpath=lxcpath, rundir=rundir if rundir else default_rundir())
 
 
 def _run(tool: str, module, args: argparse.Namespace, name: str | None) -> int:

@@ -37,29 +37,38 @@ def humanize(n: int) -> str:
 
 
 def gather(container, want_stats: bool, want_ips: bool) -> dict:
-    rs = container.runstate()
-    info: dict = {"name": container.name, "state": str(rs.state), "pid": rs.pid}
-    if not rs.state.is_running:
-        return info
+    from lxctools.container import live_info
+    live = live_info(container.layout, [container.name], stats=want_stats, net=want_ips or want_stats)
+    entry = (live or {}).get(container.name)
+    if entry is not None:
+        info: dict = {"name": container.name, "state": entry["state"], "pid": entry["pid"]}
+        stats = entry.get("stats")
+        interfaces = entry.get("interfaces")
+    else:
+        # No supervisor (nothing runs), or it died and the container was orphaned: read locally.
+        rs = container.runstate()
+        info = {"name": container.name, "state": str(rs.state), "pid": rs.pid}
+        if not rs.state.is_running:
+            return info
+        local = container.stats(rs) if want_stats else None
+        from dataclasses import asdict
+        stats = asdict(local) if local is not None else None
+        interfaces = None
     info["ips"] = []
     info["links"] = []
-    if want_ips or want_stats:
-        from lxctools.container import network_info
-        net = network_info(container.layout, [container.name]).get(container.name)
-        if net is not None:
-            for iface in net:
-                if iface["name"] != "lo":
-                    info["ips"] += [a.split("/")[0] for a in iface.get("ipv4", []) + iface.get("ipv6", [])]
-            host_links = _host_links(rs.record)
-            for iface in net:
-                if iface["name"] in host_links:
-                    info["links"].append({"link": host_links[iface["name"]], "tx_bytes": iface.get("tx_bytes", 0),
-                                          "rx_bytes": iface.get("rx_bytes", 0)})
-    if want_stats:
-        stats = container.stats(rs)
-        if stats is not None:
-            info.update({"cpu_ns": stats.cpu_ns, "blkio_bytes": _blkio(stats), "memory_bytes": stats.memory_bytes,
-                         "kmem_bytes": stats.kmem_bytes})
+    for iface in interfaces or []:
+        if iface["name"] != "lo":
+            info["ips"] += [a.split("/")[0] for a in iface.get("ipv4", []) + iface.get("ipv6", [])]
+    if interfaces:
+        host_links = _host_links(container.runstate().record)
+        for iface in interfaces:
+            if iface["name"] in host_links:
+                info["links"].append({"link": host_links[iface["name"]], "tx_bytes": iface.get("tx_bytes", 0),
+                                      "rx_bytes": iface.get("rx_bytes", 0)})
+    if want_stats and stats:
+        blkio = stats.get("blkio_bytes")
+        info.update({"cpu_ns": stats.get("cpu_ns"), "blkio_bytes": sum(blkio) if blkio else None,
+                     "memory_bytes": stats.get("memory_bytes"), "kmem_bytes": stats.get("kmem_bytes")})
     return info
 
 

@@ -155,31 +155,34 @@ def _template_of(layout, name: str) -> str:
 
 
 def _fill_runtime(rows: list[dict], layout, net: bool) -> None:
-    from lxctools.container import Container, network_info
+    from lxctools.container import Container, live_info
     running = [r for r in rows if r.get("_rs") is not None and r["_rs"].state.is_running]
     for row in rows:
         for col in NEEDS_RUNTIME:
             row[col] = "-"
+    if not running:
+        return
+    live = live_info(layout, [r["NAME"] for r in running], net=net) or {}
     for row in running:
         rs = row["_rs"]
         row["PID"] = str(rs.pid or "-")
-        stats = Container(row["NAME"], layout).stats(rs)
-        if stats is None:
-            continue
-        if stats.memory_bytes is not None:
-            row["RAM"] = f"{stats.memory_bytes / 1048576:.2f}MB"
-            row["_ram"] = stats.memory_bytes
-        if stats.swap_bytes is not None:
-            row["SWAP"] = f"{stats.swap_bytes / 1048576:.2f}MB"
-        if stats.cpu_ns is not None:
-            row["CPU"] = f"{stats.cpu_ns / 1e9:.2f}s"
-            row["_cpu"] = stats.cpu_ns
-    if not (net and running):
-        return
-    info = network_info(layout, [r["NAME"] for r in running])
-    for row in running:
-        ifaces = info.get(row["NAME"])
-        if ifaces is None:
+        entry = live.get(row["NAME"])
+        if entry is not None:
+            stats = entry.get("stats") or {}
+        else:  # orphaned (supervisor gone): read the cgroup here
+            local = Container(row["NAME"], layout).stats(rs)
+            from dataclasses import asdict
+            stats = asdict(local) if local is not None else {}
+        if stats.get("memory_bytes") is not None:
+            row["RAM"] = f"{stats['memory_bytes'] / 1048576:.2f}MB"
+            row["_ram"] = stats["memory_bytes"]
+        if stats.get("swap_bytes") is not None:
+            row["SWAP"] = f"{stats['swap_bytes'] / 1048576:.2f}MB"
+        if stats.get("cpu_ns") is not None:
+            row["CPU"] = f"{stats['cpu_ns'] / 1e9:.2f}s"
+            row["_cpu"] = stats["cpu_ns"]
+        ifaces = (entry or {}).get("interfaces")
+        if not net or ifaces is None:
             continue
         row["INTERFACE"] = ", ".join(i["name"] for i in ifaces) or "-"
         v4 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv4", [])]

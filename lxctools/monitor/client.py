@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from lxctools.errors import PylError, StartError
 from lxctools.monitor import protocol
@@ -78,9 +79,10 @@ def connect(layout: Layout, *, start: bool = True) -> Connection:
 
 
 def _spawn(layout: Layout) -> None:
+    import subprocess
     layout.path_rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
     read_fd, write_fd = os.pipe()
-    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for var in ("_ARGCOMPLETE", "COMP_LINE", "COMP_POINT"):

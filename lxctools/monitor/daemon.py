@@ -36,6 +36,7 @@ from lxctools.paths import Layout
 from lxctools.state import ALLOWED, State, read_json, write_json_atomic
 
 RING_SIZE = 128 * 1024
+STARTUP_GRACE = 5.0
 
 
 @dataclass(eq=False)
@@ -97,6 +98,8 @@ class Supervisor:
         self.idle_since: float | None = time.monotonic()
         self.stopping = False
         self.sock: socket.socket | None = None
+        self.started_at = time.monotonic()
+        self.served_any = False
 
     # ---- set-up --------------------------------------------------------------------------------
     def listen(self) -> None:
@@ -229,12 +232,14 @@ class Supervisor:
         deadlines = [s.stop_deadline for s in self.containers.values() if s.stop_deadline is not None]
         deadlines += [w.deadline for w in self.waiters if w.deadline is not None]
         if self.idle_since is not None:
-            deadlines.append(self.idle_since + self.linger)
+            deadlines.append(max(self.idle_since + self.linger, 0 if self.served_any else self.started_at + STARTUP_GRACE))
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - now)
 
     def _idle_expired(self) -> bool:
+        if not self.served_any and time.monotonic() < self.started_at + STARTUP_GRACE:
+            return False  # the client that spawned us has yet to connect
         busy = bool(self.containers) or bool(self.clients)
         if busy:
             self.idle_since = None
@@ -277,6 +282,7 @@ class Supervisor:
             return
         conn.setblocking(True)
         client = Client(sock=conn, reader=protocol.Reader(conn))
+        self.served_any = True
         self.clients.add(client)
         self.sel.register(conn, selectors.EVENT_READ, ("client", client))
 
@@ -518,6 +524,33 @@ class Supervisor:
                 result[name] = [_iface_dict(i) for i in net.interfaces_of(sup.pid)]
             except PylError as err:
                 result[name] = {"error": err.message}
+        self._reply(client, {"ok": True, "containers": result})
+
+    def op_info(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """State, init PID, cgroup statistics and interfaces of running containers, in one
+        round trip: pyl-info and pyl-ls --fancy ask here instead of importing the cgroup and
+        netlink code themselves (the supervisor has it loaded already)."""
+        from dataclasses import asdict
+        from lxctools.runtime import cgroups
+        names = msg.get("names") or sorted(self.containers)
+        result: dict[str, Any] = {}
+        for name in names:
+            sup = self.containers.get(name)
+            if sup is None:
+                continue
+            entry: dict[str, Any] = {"state": str(sup.state), "pid": sup.pid}
+            if msg.get("stats", True) and sup.cgroup_plan is not None:
+                try:
+                    entry["stats"] = asdict(cgroups.stats(sup.cgroup_plan))
+                except (PylError, OSError) as err:
+                    entry["stats_error"] = str(err)
+            if msg.get("net", True):
+                try:
+                    from lxctools.runtime import net
+                    entry["interfaces"] = [_iface_dict(i) for i in net.interfaces_of(sup.pid)]
+                except (PylError, ImportError) as err:
+                    entry["net_error"] = str(err)
+            result[name] = entry
         self._reply(client, {"ok": True, "containers": result})
 
     def op_quit(self, client: Client, msg: dict, fds: list[int]) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import array
 import json
 import socket
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FDS = 8
 

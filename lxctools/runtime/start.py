@@ -119,8 +119,12 @@ def start_container(req: StartRequest) -> Started:
     sec_plan = security.plan_security(values)
     net_plans: tuple = ()
     if any(k.startswith("lxc.net.") for k in values):
-        from lxctools.runtime import netplan
-        net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
+        try:
+            from lxctools.runtime import netplan
+        except ImportError:  # TEMPORARY until runtime.netplan lands
+            netplan = None
+        if netplan is not None:
+            net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
     flags = clone_flags(values)
 
     console_master, console_slave = os.openpty()

@@ -1,0 +1,310 @@
+"""pyl's default bridge service (pyl-net, the counterpart of LXC's lxc-net).
+
+Owns: the bridge (default ``pylbr0``, 10.0.7.1/24 so it never collides with lxcbr0's 10.0.3.0/24),
+IPv4 forwarding, a masquerading nftables table of its own (``ip pyl``), and a dnsmasq bound to the
+bridge alone, serving DHCP from the lower half of the subnet (ipam hands out the upper half).
+State lives in RUNDIR: ``network_up`` (JSON: what start did, so stop undoes exactly that),
+``dnsmasq.pid``, ``dnsmasq.leases``. Netlink work goes through lxctools.runtime.net's helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from lxctools.errors import ConfigError, KernelError, NotFoundError, PylError, WrongStateError
+from lxctools.runtime import ipam
+
+DEFAULT_RUNDIR = Path("/run/pyl/net")
+DEFAULT_CONFIG_FILE = Path("/etc/default/pyl-net")
+DNSMASQ = "/usr/sbin/dnsmasq"
+NFT = "/usr/sbin/nft"
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """pyl-net settings; ``/etc/default/pyl-net`` overrides them (PYL_BRIDGE=, PYL_ADDR=, ...)."""
+
+    name: str = "pylbr0"
+    address: str = "10.0.7.1/24"
+    dhcp: bool = True
+    dns: bool = True
+    nat: bool = True
+    nft_table: str = "pyl"
+    dnsmasq: str = DNSMASQ
+
+    @property
+    def cidr(self) -> IPv4Interface:
+        return IPv4Interface(self.address)
+
+    def validate(self) -> BridgeConfig:
+        try:
+            cidr = self.cidr
+        except ValueError:
+            raise ConfigError(f"PYL_ADDR: {self.address!r} is not ADDRESS/PREFIX") from None
+        if cidr.ip in (cidr.network.network_address, cidr.network.broadcast_address):
+            raise ConfigError(f"PYL_ADDR: {self.address!r} is the network or broadcast address")
+        if len(self.name) > 15 or not self.name:
+            raise ConfigError(f"PYL_BRIDGE: {self.name!r} is not a valid interface name")
+        if not self.nft_table.replace("_", "").isalnum():
+            raise ConfigError(f"PYL_NFT_TABLE: {self.nft_table!r} is not a valid nftables name")
+        return self
+
+
+_FILE_KEYS = {"PYL_BRIDGE": "name", "PYL_ADDR": "address", "PYL_DHCP": "dhcp", "PYL_DNS": "dns",
+              "PYL_NAT": "nat", "PYL_NFT_TABLE": "nft_table"}
+
+
+def load_config(path: Path = DEFAULT_CONFIG_FILE) -> BridgeConfig:
+    """Read KEY="value" lines (as /etc/default/lxc-net); a missing file means the defaults."""
+    values: dict[str, Any] = {}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return BridgeConfig()
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip().strip("\"'")
+        if not sep or key not in _FILE_KEYS:
+            raise ConfigError(f"{path}:{number}: unknown setting {key!r}")
+        field_name = _FILE_KEYS[key]
+        if field_name in ("dhcp", "dns", "nat"):
+            values[field_name] = value.lower() in ("1", "true", "yes")
+        else:
+            values[field_name] = value
+    return BridgeConfig(**values).validate()
+
+
+# ------------------------------------------------------------------------------------- commands --
+
+def start(rundir: Path = DEFAULT_RUNDIR, cfg: BridgeConfig | None = None) -> dict[str, Any]:
+    """Bring the bridge service up; a no-op (returning status) if it is already up."""
+    cfg = (cfg or load_config()).validate()
+    rundir = Path(rundir)
+    marker = rundir / "network_up"
+    if marker.exists():
+        return status(rundir)
+    rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    done: dict[str, Any] = {"config": asdict(cfg), "created_bridge": False, "nft": False,
+                            "ip_forward_was": None, "dnsmasq": False}
+    try:
+        done["created_bridge"] = _bridge_up(cfg)
+        if cfg.nat:
+            done["ip_forward_was"] = IP_FORWARD.read_text().strip()
+            IP_FORWARD.write_text("1\n")
+            _nft(_nat_ruleset(cfg))
+            done["nft"] = True
+        if cfg.dhcp or cfg.dns:
+            _start_dnsmasq(rundir, cfg)
+            done["dnsmasq"] = True
+    except BaseException:
+        _undo(rundir, done)
+        raise
+    tmp = rundir / ".network_up.tmp"
+    tmp.write_text(json.dumps(done, indent=1) + "\n")
+    os.replace(tmp, marker)
+    return status(rundir)
+
+
+def stop(rundir: Path = DEFAULT_RUNDIR, *, force: bool = False) -> None:
+    """Undo start: dnsmasq, NAT table, the bridge (if start created it). Refuses while ports are attached."""
+    rundir = Path(rundir)
+    marker = rundir / "network_up"
+    try:
+        done = json.loads(marker.read_text())
+    except FileNotFoundError:
+        raise WrongStateError("pyl-net is not running") from None
+    cfg = BridgeConfig(**done["config"])
+    ports = _ports(cfg.name)
+    if ports and not force:
+        raise WrongStateError(f"bridge {cfg.name} still has ports attached: {', '.join(ports)}",
+                              hint="stop the containers using it first (or use --force)")
+    _undo(rundir, done)
+    marker.unlink(missing_ok=True)
+
+
+def status(rundir: Path = DEFAULT_RUNDIR) -> dict[str, Any]:
+    rundir = Path(rundir)
+    try:
+        done = json.loads((rundir / "network_up").read_text())
+    except FileNotFoundError:
+        return {"running": False}
+    cfg = BridgeConfig(**done["config"])
+    pid = _dnsmasq_pid(rundir)
+    from lxctools.runtime import net
+    link = net.host_link_stats(cfg.name)
+    return {
+        "running": True, "bridge": cfg.name, "address": cfg.address, "bridge_present": link is not None,
+        "bridge_state": link.state if link else None, "nat": done.get("nft", False),
+        "dnsmasq_pid": pid, "dhcp_range": "-".join(str(a) for a in ipam.dhcp_range(cfg.cidr)) if cfg.dhcp else None,
+        "static_pool": "-".join(str(a) for a in ipam.pool_range(cfg.cidr)),
+        "ports": _ports(cfg.name), "dhcp_leases": _dhcp_leases(rundir),
+    }
+
+
+def ensure_default_bridge(rundir: Path | None = None) -> None:
+    """Called by net.setup_host when a veth wants pyl's default bridge and it is missing."""
+    start(rundir or DEFAULT_RUNDIR, load_config())
+
+
+# -------------------------------------------------------------------------------------- helpers --
+
+def _bridge_up(cfg: BridgeConfig) -> bool:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from lxctools.runtime.net import _iproute, _lookup, _translate
+    created = False
+    try:
+        with _iproute() as ipr:
+            idx = _lookup(ipr, cfg.name)
+            if idx is None:
+                ipr.link("add", ifname=cfg.name, kind="bridge")
+                created = True
+                idx = _lookup(ipr, cfg.name)
+            cidr = cfg.cidr
+            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
+            if (str(cidr.ip), cidr.network.prefixlen) not in have:
+                ipr.addr("add", index=idx, address=str(cidr.ip), prefixlen=cidr.network.prefixlen,
+                         broadcast=str(cidr.network.broadcast_address))
+            ipr.link("set", index=idx, state="up")
+    except NetlinkError as exc:
+        if created:
+            _delete_link(cfg.name)
+        raise _translate(exc, f"setting up bridge {cfg.name}") from exc
+    return created
+
+
+def _delete_link(name: str) -> None:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from lxctools.runtime.net import _iproute, _lookup
+    with _iproute() as ipr:
+        idx = _lookup(ipr, name)
+        if idx is not None:
+            try:
+                ipr.link("del", index=idx)
+            except NetlinkError:
+                pass
+
+
+def _ports(bridge: str) -> list[str]:
+    try:
+        return sorted(os.listdir(f"/sys/class/net/{bridge}/brif"))
+    except FileNotFoundError:
+        return []
+
+
+def _nat_ruleset(cfg: BridgeConfig) -> str:
+    net = cfg.cidr.network
+    t = cfg.nft_table
+    # "add table" + "delete table" first makes the load idempotent on nft 1.0.6 (no "destroy" yet).
+    return f"""add table ip {t}
+delete table ip {t}
+table ip {t} {{
+    chain postrouting {{
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr {net} ip daddr != {net} masquerade
+    }}
+    chain forward {{
+        type filter hook forward priority filter; policy accept;
+        iifname "{cfg.name}" accept
+        oifname "{cfg.name}" ct state related,established accept
+    }}
+    chain input {{
+        type filter hook input priority filter; policy accept;
+        iifname "{cfg.name}" udp dport {{ 53, 67 }} accept
+        iifname "{cfg.name}" tcp dport 53 accept
+    }}
+}}
+"""
+
+
+def _nft(script: str) -> None:
+    if not shutil.which(NFT) and not os.path.exists(NFT):
+        raise NotFoundError(f"{NFT} not found", hint="install the nftables package")
+    proc = subprocess.run([NFT, "-f", "-"], input=script, text=True, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise KernelError(f"nft: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'failed'}",
+                          proc.returncode)
+
+
+def _start_dnsmasq(rundir: Path, cfg: BridgeConfig) -> None:
+    if not os.path.exists(cfg.dnsmasq):
+        raise NotFoundError(f"{cfg.dnsmasq} not found", hint="install dnsmasq-base (or set PYL_DHCP=0 PYL_DNS=0)")
+    cidr = cfg.cidr
+    first, last = ipam.dhcp_range(cidr)
+    args = [
+        cfg.dnsmasq, "--conf-file=", "--strict-order", "--bind-interfaces",
+        f"--interface={cfg.name}", "--except-interface=lo", f"--listen-address={cidr.ip}",
+        f"--pid-file={rundir / 'dnsmasq.pid'}", f"--dhcp-leasefile={rundir / 'dnsmasq.leases'}",
+        "--dhcp-no-override", "--dhcp-authoritative",
+    ]
+    if cfg.dhcp:
+        args += [f"--dhcp-range={first},{last},{cidr.netmask},1h",
+                 f"--dhcp-lease-max={int(last) - int(first) + 1}"]
+    if not cfg.dns:
+        args.append("--port=0")
+    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+        raise PylError(f"dnsmasq failed to start: {detail}")
+
+
+def _dnsmasq_pid(rundir: Path) -> int | None:
+    try:
+        pid = int((rundir / "dnsmasq.pid").read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid if comm == "dnsmasq" else None  # a recycled PID is not ours to kill
+
+
+def _stop_dnsmasq(rundir: Path) -> None:
+    pid = _dnsmasq_pid(rundir)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(100):
+            if _dnsmasq_pid(rundir) is None:
+                break
+            time.sleep(0.02)
+    (rundir / "dnsmasq.pid").unlink(missing_ok=True)
+
+
+def _undo(rundir: Path, done: dict[str, Any]) -> None:
+    cfg = BridgeConfig(**done["config"])
+    if done.get("dnsmasq"):
+        _stop_dnsmasq(rundir)
+    if done.get("nft"):
+        _nft(f"add table ip {cfg.nft_table}\ndelete table ip {cfg.nft_table}\n")
+    # ip_forward is left on when it was off before only if another pyl bridge may need it; we
+    # cannot know that, so (like lxc-net) we leave it as it is now.
+    if done.get("created_bridge"):
+        _delete_link(cfg.name)
+
+
+def _dhcp_leases(rundir: Path) -> list[dict[str, str]]:
+    out = []
+    try:
+        lines = (rundir / "dnsmasq.leases").read_text().splitlines()
+    except FileNotFoundError:
+        return out
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 4:
+            out.append({"expires": parts[0], "mac": parts[1], "address": parts[2], "hostname": parts[3]})
+    return out

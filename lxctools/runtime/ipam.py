@@ -1,0 +1,128 @@
+"""IPv4 address allocation for ``lxc.net.N.ipv4.address = auto`` on a bridge subnet.
+
+Owns the lease file ``LXCPATH/.pyl-ipam/<subnet>.json`` and its flock. A lease maps a container
+name to one address; releasing marks it inactive instead of forgetting it, so a container gets
+the same address back on restart unless someone else took it meanwhile. The upper half of the
+bridge's host range is pyl's static pool; the lower half belongs to dnsmasq's DHCP range
+(``dhcp_range``), so a static auto address never collides with a DHCP lease.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+
+from lxctools.errors import ConfigError, PylError
+
+LEASE_DIR = ".pyl-ipam"
+
+
+def _hosts_range(cidr: IPv4Interface) -> tuple[int, int]:
+    net = cidr.network
+    if net.prefixlen > 29:
+        raise ConfigError(f"bridge subnet {net} is too small for automatic addresses (need /29 or larger)")
+    return int(net.network_address) + 1, int(net.broadcast_address) - 1
+
+
+def pool_range(cidr: IPv4Interface) -> tuple[IPv4Address, IPv4Address]:
+    """First and last address ipam hands out: the upper half of the host range."""
+    first, last = _hosts_range(cidr)
+    return IPv4Address((first + last) // 2 + 1), IPv4Address(last)
+
+
+def dhcp_range(cidr: IPv4Interface) -> tuple[IPv4Address, IPv4Address]:
+    """The lower half of the host range, left to dnsmasq (bridge.py)."""
+    first, last = _hosts_range(cidr)
+    return IPv4Address(first), IPv4Address((first + last) // 2)
+
+
+def lease_path(lxcpath: Path, cidr: IPv4Interface) -> Path:
+    net = cidr.network
+    return Path(lxcpath) / LEASE_DIR / f"{net.network_address}_{net.prefixlen}.json"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[dict[str, dict[str, object]]]:
+    """Hold the lease file's flock, hand out its contents, write them back atomically."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            leases = json.loads(path.read_text())
+        except FileNotFoundError:
+            leases = {}
+        except ValueError as exc:
+            raise PylError(f"{path}: corrupt lease file ({exc})") from exc
+        before = json.dumps(leases, sort_keys=True)
+        yield leases
+        if json.dumps(leases, sort_keys=True) != before:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps(leases, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, path)
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str) -> IPv4Interface:
+    """Return ``container_name``'s address on the bridge subnet (same prefix), leasing it.
+
+    Preference: the container's previous address if not actively held by another container, then
+    the address its name hashes to, then the first address never leased, then any inactive one.
+    """
+    cidr = IPv4Interface(bridge_cidr)
+    first, last = (int(a) for a in pool_range(cidr))
+    size = last - first + 1
+    with _locked(lease_path(lxcpath, cidr)) as leases:
+        active = {v["address"] for k, v in leases.items() if v.get("active") and k != container_name}
+        known = {v["address"] for v in leases.values()}
+        blocked = active | {str(cidr.ip)}
+        mine = leases.get(container_name, {}).get("address")
+        choice: str | None = mine if mine and mine not in blocked and _in_pool(mine, first, last) else None
+        if choice is None:
+            start = int.from_bytes(hashlib.sha256(container_name.encode()).digest()[:4], "big") % size
+            ring = [str(IPv4Address(first + (start + i) % size)) for i in range(size)]
+            choice = next((a for a in ring if a not in blocked and a not in known), None)
+            if choice is None:
+                choice = next((a for a in ring if a not in blocked), None)
+        if choice is None:
+            raise PylError(f"no free address left in {cidr.network} for {container_name}",
+                           hint=f"pool {IPv4Address(first)}-{IPv4Address(last)} is fully leased")
+        # An inactive record of another container that pointed here is stale now.
+        for name in [k for k, v in leases.items() if v["address"] == choice and k != container_name]:
+            del leases[name]
+        leases[container_name] = {"address": choice, "active": True}
+    return IPv4Interface(f"{choice}/{cidr.network.prefixlen}")
+
+
+def release(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str, *, forget: bool = False) -> None:
+    """Mark the lease inactive (kept as a preference for the next start); ``forget`` drops it (destroy)."""
+    cidr = IPv4Interface(bridge_cidr)
+    path = lease_path(lxcpath, cidr)
+    if not path.exists():
+        return
+    with _locked(path) as leases:
+        if container_name in leases:
+            if forget:
+                del leases[container_name]
+            else:
+                leases[container_name]["active"] = False
+
+
+def leases(lxcpath: Path, bridge_cidr: IPv4Interface | str) -> dict[str, dict[str, object]]:
+    """Current lease table (name -> {address, active}), for status output and tests."""
+    path = lease_path(lxcpath, IPv4Interface(bridge_cidr))
+    if not path.exists():
+        return {}
+    with _locked(path) as table:
+        return dict(table)
+
+
+def _in_pool(address: str, first: int, last: int) -> bool:
+    return first <= int(IPv4Address(address)) <= last

@@ -1,0 +1,201 @@
+"""pyl-ps, pyl-top, pyl-cgroup, pyl-netstat and pyl-device against a real running busybox container.
+
+Each check compares with what really runs: a `sleep 1000` started with pyl-attach, a listening
+`busybox nc`, a limit written and read back, a device node opened from inside. The container has no
+lxc.net keys (a private network namespace with only lo), so these tests do not depend on the host's
+bridge. The `pyl` fixture's leak check covers processes, mounts, cgroups and pyl* links.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.conftest import requires_busybox, requires_root
+
+pytestmark = [requires_root, requires_busybox]
+
+NO_NET_CONFIG = "lxc.include = {root}/configs/common.toml\n"
+# Cgroup names (pyl.payload.NAME) are host-wide: another suite may run a "c1" right now.
+C = f"ins{os.getpid()}"
+
+
+def _v1(controller: str) -> str | None:
+    path = f"/sys/fs/cgroup/{controller}"
+    return path if os.path.isdir(path) and not os.path.exists(f"{path}/cgroup.controllers") else None
+
+
+@pytest.fixture
+def ct(pyl, tmp_path):
+    from tests.conftest import ROOT
+    config = tmp_path / "nonet.conf"
+    config.write_text(NO_NET_CONFIG.format(root=ROOT))
+    pyl.ok("create", "-n", C, "-t", "busybox", "-f", str(config))
+    pyl.ok("start", "-n", C)
+    yield pyl
+    pyl("stop", "-n", C, "-k")
+
+
+def background(pyl, command: str) -> None:
+    """Start command inside the container and return at once (its output must not hold our pipes open)."""
+    pyl.ok("attach", "-n", C, "--", "sh", "-c", f"{command} </dev/null >/dev/null 2>&1 &")
+
+
+def wait_for(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------ pyl-ps
+
+
+def test_ps_shows_a_sleep_with_its_pid_inside(ct):
+    background(ct, "sleep 1000")
+
+    def find():
+        rows = json.loads(ct.ok("ps", "-n", C, "--json").stdout)
+        return next((r for r in rows if r["command"] == "sleep 1000"), None)
+
+    row = wait_for(find)
+    assert row is not None and row["container"] == C
+    assert row["nspid"] != row["pid"]
+    # The container's own view agrees on the PID (busybox ps inside reads the container's /proc).
+    inside = ct.ok("attach", "-n", C, "--", "ps").stdout
+    assert any(line.split()[0] == str(row["nspid"]) and "sleep 1000" in line for line in inside.splitlines()[1:])
+    init = json.loads(ct.ok("ps", "-n", C, "--json").stdout)
+    assert any(r["nspid"] == 1 for r in init)
+
+    table = ct.ok("ps", "-n", C).stdout.splitlines()
+    assert table[0].split()[:3] == ["CONTAINER", "PID", "NSPID"]
+    assert all(line.startswith(C + " ") for line in table[1:])
+    everything = ct.ok("ps").stdout
+    assert any(line.startswith(C + " ") for line in everything.splitlines())
+    assert any(line.split()[1] == "1" and not line.startswith(C) for line in everything.splitlines()[1:])
+    host_only = ct.ok("ps", "--host").stdout
+    assert str(row["pid"]) not in [line.split()[0] for line in host_only.splitlines()[1:]]
+
+
+def test_ps_with_ps_options_prefixes_lines(ct):
+    out = ct.ok("ps", "-n", C, "--", "-o", "pid,args").stdout.splitlines()
+    assert out[0].split() == ["CONTAINER", "PID", "COMMAND"]
+    assert len(out) > 1 and all(line.startswith(C + " ") for line in out[1:])
+    bad = ct("ps", "-n", C, "--", "-o", "args")
+    assert bad.returncode == 64 and "PID" in bad.stderr
+
+
+def test_ps_of_a_stopped_container_is_an_error(ct):
+    ct.ok("create", "-n", "c2", "-t", "none")
+    result = ct("ps", "-n", f"{C},c2")
+    assert result.returncode == 67 and "'c2' is not running" in result.stderr
+
+
+# ------------------------------------------------------------------ pyl-netstat
+
+
+def test_netstat_sees_a_listener_and_its_owner(ct):
+    background(ct, "busybox nc -l -p 5555")
+
+    def listener():
+        rows = json.loads(ct.ok("netstat", "-n", C, "-l", "-t", "--json").stdout)
+        return next((r for r in rows if r["local"].endswith(":5555")), None)
+
+    row = wait_for(listener)
+    assert row is not None and row["state"] == "LISTEN" and row["proto"].startswith("tcp")
+    assert row["pid"] and row["nspid"] and row["nspid"] != row["pid"] and row["program"] in ("busybox", "nc")
+    table = ct.ok("netstat", "-n", C, "-l").stdout
+    assert ":5555" in table and f"{row['pid']}/" in table
+    # Only the container's namespace: the host has no such listener.
+    host = subprocess.run(["ss", "-Htln", "sport = :5555"], capture_output=True, text=True).stdout
+    assert ":5555" not in host
+    # The host's ss, run in the container's network namespace.
+    ss = ct.ok("netstat", "-n", C, "--", "-Htln").stdout
+    assert ":5555" in ss
+    udp_only = json.loads(ct.ok("netstat", "-n", C, "-u", "--json").stdout)
+    assert all(r["proto"].startswith("udp") for r in udp_only)
+
+
+def test_netstat_of_a_stopped_container(ct):
+    ct.ok("stop", "-n", C, "-k")
+    result = ct("netstat", "-n", C)
+    assert result.returncode == 67
+
+
+# ------------------------------------------------------------------ pyl-cgroup
+
+
+@pytest.mark.skipif(_v1("memory") is None and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+                    reason="needs a v1 memory hierarchy or a pure v2 host")
+def test_cgroup_write_then_read_back(ct):
+    key = "memory.limit_in_bytes" if _v1("memory") else "memory.max"
+    assert ct.ok("cgroup", "-n", C, key, "268435456").stdout == ""
+    assert ct.ok("cgroup", "-n", C, key).stdout == "268435456\n"  # no extra blank line
+    assert ct.ok("cgroup", C, key).stdout == "268435456\n"       # name first, as LXC
+    bad = ct("cgroup", "-n", C, key, "bogus")
+    assert bad.returncode == 1 and f"'{key}'" in bad.stderr and "'bogus'" in bad.stderr
+    unknown = ct("cgroup", "-n", C, "nosuchctl.file")
+    assert unknown.returncode == 66 and "nosuchctl" in unknown.stderr
+    ct.ok("stop", "-n", C, "-k")
+    stopped = ct("cgroup", "-n", C, key)
+    assert stopped.returncode == 67 and "is not running" in stopped.stderr
+
+
+# ------------------------------------------------------------------ pyl-top
+
+
+def test_top_batch_and_json_without_a_terminal(ct):
+    out = ct.ok("top", "--batch", "-n", "2", "-d", "0.2").stdout.splitlines()
+    assert out[0].startswith("time_ms,container,cpu_nanos,")
+    rows = [line.split(",") for line in out[1:]]
+    assert len(rows) == 2 and all(r[1] == C for r in rows)
+    assert int(rows[0][2]) > 0 and int(rows[0][7]) > 0  # CPU used, memory used
+    objects = [json.loads(line) for line in ct.ok("top", "--json", "-n", "2", "-d", "0.2").stdout.splitlines()]
+    assert len(objects) == 2
+    second = objects[1]["containers"][0]
+    assert second["name"] == C and second["pids"] >= 1 and second["cpu_percent"] is not None
+    plain = ct.ok("top", "-n", "1").stdout
+    assert C in plain and "TOTAL 1 of 1" in plain and "\x1b[" not in plain
+
+
+# ------------------------------------------------------------------ pyl-device
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/net/tun") or _v1("devices") is None,
+                    reason="needs /dev/net/tun and a v1 devices hierarchy")
+def test_device_node_add_and_del(ct):
+    denied = ct("attach", "-n", C, "--", "sh", "-c", "test -e /dev/net/tun")
+    assert denied.returncode != 0
+    ct.ok("device", "-n", C, "add", "/dev/net/tun")
+    listing = ct.ok("attach", "-n", C, "--", "ls", "-l", "/dev/net/tun").stdout
+    assert listing.startswith("c") and "10," in listing and "200" in listing
+    # Opening works (the devices cgroup allows it): tun says EBADFD on read, not EPERM.
+    opened = ct("attach", "-n", C, "--", "sh", "-c", "cat /dev/net/tun")
+    assert "Operation not permitted" not in opened.stderr and "bad state" in opened.stderr.lower()
+    ct.ok("device", "-n", C, "add", "/dev/net/tun")  # idempotent
+    ct.ok("device", "-n", C, "del", "/dev/net/tun")
+    assert ct("attach", "-n", C, "--", "sh", "-c", "test -e /dev/net/tun").returncode != 0
+    again = ct("device", "-n", C, "del", "/dev/net/tun")
+    assert again.returncode == 66
+
+
+def test_device_interface_in_and_out(ct):
+    subprocess.run(["ip", "link", "add", "pyltv0", "type", "veth", "peer", "name", "pyltv1"], check=True)
+    try:
+        ct.ok("device", "-n", C, "add", "pyltv0", "net1")
+        assert not os.path.exists("/sys/class/net/pyltv0")
+        inside = ct.ok("attach", "-n", C, "--", "cat", "/proc/net/dev").stdout
+        assert "net1:" in inside
+        taken = ct("device", "-n", C, "add", "pyltv1", "net1")
+        assert taken.returncode == 68 and os.path.exists("/sys/class/net/pyltv1")
+        ct.ok("device", "-n", C, "del", "pyltv0", "net1")
+        assert os.path.exists("/sys/class/net/pyltv0")
+        assert "net1:" not in ct.ok("attach", "-n", C, "--", "cat", "/proc/net/dev").stdout
+    finally:
+        subprocess.run(["ip", "link", "del", "pyltv0"], capture_output=True)

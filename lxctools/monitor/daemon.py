@@ -192,9 +192,13 @@ class Supervisor:
             cg_plan = None
         net_state = record.get("net")
         if net_state is not None:
+            import json
             from lxctools.runtime import net
-            if hasattr(net.HostNetState, "from_dict"):
-                net_state = net.HostNetState.from_dict(net_state)
+            try:
+                net_state = net.HostNetState.from_json(json.dumps(net_state))
+            except (TypeError, KeyError, ValueError) as err:
+                log.error("monitor", f"{name}: unreadable network state ({err}); host links may remain")
+                net_state = None
         return Supervised(name=name, pid=record.get("pid") or 0, starttime=record.get("starttime") or 0,
                           state=State(record.get("state", "RUNNING")), values=record.get("values", {}),
                           config_file=record.get("config_file", ""), cgroup_plan=cg_plan, net_plans=(),
@@ -679,7 +683,13 @@ class Supervisor:
 
     def _pidfd_readable(self, sup: Supervised) -> None:
         # An adopted init is not our child: its exit status is not ours to collect.
-        self._init_exited(sup, None)
+        if sup.pidfd is not None:
+            try:
+                self.sel.unregister(sup.pidfd)
+            except (KeyError, ValueError):
+                pass
+        if sup.name in self.containers:
+            self._init_exited(sup, None)
 
     def _init_exited(self, sup: Supervised, code: int | None) -> None:
         sup.exit_status = code
@@ -704,6 +714,8 @@ class Supervisor:
             self._restart(sup)
 
     def _teardown(self, sup: Supervised) -> None:
+        """Remove everything the container owned. Each step runs even if an earlier one failed:
+        a half-done teardown would leave a busy-looping pidfd or a stale state file behind."""
         from lxctools.runtime import cgroups
         from lxctools.runtime.hooks import run_hooks
         self.containers.pop(sup.name, None)
@@ -712,13 +724,13 @@ class Supervisor:
             try:
                 cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL)
                 cgroups.destroy(sup.cgroup_plan)
-            except PylError as err:
+            except Exception as err:
                 log.error("monitor", f"{sup.name}: cgroup cleanup: {err}")
         if sup.net_state is not None:
             try:
                 from lxctools.runtime import net
                 net.teardown(sup.net_state)
-            except PylError as err:
+            except Exception as err:
                 log.error("monitor", f"{sup.name}: network cleanup: {err}")
         for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
             if fd is not None:
@@ -733,7 +745,7 @@ class Supervisor:
         try:
             run_hooks(sup.values, "post-stop", name=sup.name, config_file=sup.config_file,
                       extra_env={"LXC_TARGET": "reboot" if sup.reboot else "stop"})
-        except PylError as err:
+        except Exception as err:
             log.error("monitor", f"{sup.name}: {err}")
         self.layout.state_file(sup.name).unlink(missing_ok=True)
         os.close(sup.running_lock)

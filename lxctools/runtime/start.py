@@ -119,12 +119,8 @@ def start_container(req: StartRequest) -> Started:
     sec_plan = security.plan_security(values)
     net_plans: tuple = ()
     if any(k.startswith("lxc.net.") for k in values):
-        try:
-            from lxctools.runtime import netplan
-        except ImportError:  # TEMPORARY until runtime.netplan lands
-            netplan = None
-        if netplan is not None:
-            net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
+        from lxctools.runtime import netplan
+        net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
     flags = clone_flags(values)
 
     console_master, console_slave = os.openpty()
@@ -141,7 +137,7 @@ def start_container(req: StartRequest) -> Started:
     try:
         from lxctools.runtime.hooks import run_hooks
         run_hooks(values, "pre-start", name=req.name, config_file=req.config_file, extra_env=hook_env_base)
-        cgroups.create(cg_plan)
+        cg_plan = _create_cgroup(cgroups, values, req.name, cg_layout)
         created_cgroup = True
         keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs)}
         if req.stdio:
@@ -162,7 +158,7 @@ def start_container(req: StartRequest) -> Started:
         pid = int(line.split()[1])
         if net_plans:
             from lxctools.runtime import net
-            net_state = net.setup_host(net_plans, pid)
+            net_state = net.setup_host(net_plans, pid, lxcpath=Path(req.lxcpath))
         run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
                   extra_env={**hook_env_base, "LXC_PID": str(pid)})
         parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
@@ -201,6 +197,20 @@ def start_container(req: StartRequest) -> Started:
         raise StartError(f"start failed: {err}") from err
     finally:
         parent_sock.close()
+
+
+def _create_cgroup(cgroups: Any, values: Mapping[str, Any], name: str, layout: Any) -> Any:
+    """Create pyl.payload.NAME, or NAME-1, NAME-2... when a container of the same name from
+    another lxcpath holds it (as LXC does). Later lookups go by the init's PID, not the name."""
+    for attempt in range(32):
+        plan = cgroups.plan_cgroup(values, name=name if attempt == 0 else f"{name}-{attempt}", layout=layout)
+        try:
+            cgroups.create(plan)
+            return plan
+        except StartError as err:
+            if "already exists and holds processes" not in err.message:
+                raise
+    raise StartError(f"no free cgroup name for {name} (pyl.payload.{name}-N all busy)")
 
 
 def _encode_net_state(state: Any) -> bytes:
@@ -320,7 +330,7 @@ def _decode_net_state(data: Any) -> Any:
     if data is None:
         return None
     from lxctools.runtime import net
-    return net.HostNetState.from_dict(data) if hasattr(net.HostNetState, "from_dict") else data
+    return net.HostNetState.from_json(json.dumps(data))
 
 
 def _setup_stdio(req: StartRequest, console_slave: int) -> None:

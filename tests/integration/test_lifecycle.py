@@ -160,21 +160,19 @@ def test_freeze_stops_cpu_time(pyl):
 
 
 def _busy_pid(pyl) -> int:
-    init = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)["pid"]
-    best, most = None, -1
-    cg = Path(f"/proc/{init}/cgroup").read_text()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if Path(f"/proc/{entry}/cgroup").read_text() != cg:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+                    comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                except OSError:
                     continue
-                ticks = _cpu_ticks(int(entry))
-            except OSError:
-                continue
-            if ticks > most:
-                best, most = int(entry), ticks
-    assert best is not None
-    return best
+                if comm == "sh" and b"while :; do :; done" in cmd:
+                    return int(entry)
+        time.sleep(0.1)
+    pytest.fail("busy loop not found")
 
 
 def _cpu_ticks(pid: int) -> int:

@@ -226,12 +226,18 @@ def plan_from_existing(name: str, layout: CgroupLayout, *, pid: int | None = Non
         except OSError:
             paths = {}
     dirs = []
+    found = cgname
     for h in layout.hierarchies:
         parts = [p for p in paths.get(h, h.path).split("/") if p]
-        if cgname in parts:
-            parts = parts[: parts.index(cgname)]
+        # pyl.payload.NAME, or pyl.payload.NAME-N when another lxcpath's NAME held the name
+        own = [i for i, p in enumerate(parts)
+               if p == cgname or (p.startswith(cgname + "-") and p[len(cgname) + 1:].isdigit())]
+        here = cgname
+        if own:
+            here = found = parts[own[0]]
+            parts = parts[: own[0]]
         elif parts and parts[-1] == MONITOR_NAME:
             parts.pop()
         parent = join(h.mountpoint, "/".join(parts))
-        dirs.append(CgroupDir(h.version, h.mountpoint, h.controllers, parent, os.path.join(parent, cgname)))
-    return CgroupPlan(cgname, layout.kind, tuple(dirs))
+        dirs.append(CgroupDir(h.version, h.mountpoint, h.controllers, parent, os.path.join(parent, here)))
+    return CgroupPlan(found, layout.kind, tuple(dirs))

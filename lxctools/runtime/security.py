@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CAP_DROP: frozenset[str] = frozenset({
     # LXC's common.conf: load kernel code, raw I/O ports and /dev/mem, host clock, LSM policy.
     "sys_module", "sys_rawio", "sys_time", "mac_admin", "mac_override",
+    # Without AppArmor nothing else stops root with sys_admin from remounting /proc/sys or /sys
+    # read-write, unmounting the masks, or mounting a fresh procfs (see configs/common.toml).
+    "sys_admin",
     # Audit is host-wide: rules/enable (control) and the host's audit stream (read).
     # audit_write stays: login, sshd and su write audit records and fail hard without it.
     "audit_control", "audit_read",

@@ -82,7 +82,9 @@ def test_auto_ipv4_address_is_accepted_by_the_key_table() -> None:
 
 def test_common_matches_lxc_common_conf() -> None:
     common = load(CONFIGS / "common.toml")
-    assert common["lxc.cap.drop"] == ["mac_admin mac_override sys_time sys_module sys_rawio"]
+    # LXC's list, plus sys_admin and host-wide facilities (no AppArmor fences them in)
+    assert common["lxc.cap.drop"] == ["mac_admin mac_override sys_time sys_module sys_rawio sys_admin "
+                                      "audit_control audit_read syslog wake_alarm block_suspend"]
     assert common["lxc.mount.auto"] == "proc:mixed sys:ro cgroup:mixed"
     assert common["lxc.pty.max"] == "1024"
     assert common["lxc.tty.max"] == "4"

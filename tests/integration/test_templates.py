@@ -370,23 +370,25 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts"
 ln -s pts/ptmx "$R/dev/ptmx"
 eval "$NETSETUP"
 cd "$R"
-exec chroot . /sbin/init
+exec $DROP chroot . /sbin/init
 '''
 
 needs_boot = pytest.mark.skipif(
-    not (IS_ROOT and BUSYBOX.is_file() and shutil.which("unshare") and shutil.which("nsenter")),
-    reason="needs root, busybox-static and util-linux unshare/nsenter")
+    not (IS_ROOT and BUSYBOX.is_file() and all(map(shutil.which, ("unshare", "nsenter", "setpriv")))),
+    reason="needs root, busybox-static and util-linux unshare/nsenter/setpriv")
 
 
 class Booted:
-    def __init__(self, rootfs: Path, netsetup: str) -> None:
+    def __init__(self, rootfs: Path, netsetup: str, drop_sys_admin: bool) -> None:
         self.rootfs = rootfs
         self.proc = subprocess.Popen(
             # --kill-child: if unshare dies, so does the container (nothing left behind)
             ["unshare", "--fork", "--kill-child", "--pid", "--mount", "--uts", "--net", "--ipc",
              "--propagation", "private", "sh", "-c", _BOOT, "sh", str(rootfs)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={**os.environ, "NETSETUP": netsetup})
+            env={**os.environ, "NETSETUP": netsetup,
+                 # as pyl's common.toml: no CAP_SYS_ADMIN for the container
+                 "DROP": "setpriv --bounding-set=-sys_admin" if drop_sys_admin else ""})
         self.init_pid = 0
 
     def wait_for_init(self) -> None:
@@ -425,6 +427,11 @@ class Booted:
         self.proc.wait(timeout=timeout)
         return time.monotonic() - start
 
+    def console(self) -> str:
+        """Everything init and rcS printed (after the container stopped)."""
+        assert self.proc.stdout is not None
+        return self.proc.stdout.read().decode(errors="replace")
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             try:
@@ -441,8 +448,8 @@ class Booted:
 def boot():
     booted: list[Booted] = []
 
-    def start(rootfs: Path, netsetup: str = "") -> Booted:
-        b = Booted(rootfs, netsetup)
+    def start(rootfs: Path, netsetup: str = "", drop_sys_admin: bool = False) -> Booted:
+        b = Booted(rootfs, netsetup, drop_sys_admin)
         booted.append(b)  # before waiting: a failed boot is still cleaned up
         b.wait_for_init()
         return b
@@ -470,7 +477,7 @@ _VETH = "ip link add eth0 type veth peer name host0; ip link set host0 up; "
 @needs_boot
 def test_boot_static_address_then_halt(tmp_path: Path, boot) -> None:
     rootfs = _make_busybox(tmp_path, "--ip=10.231.0.5/24", "--gateway=10.231.0.1")
-    c = boot(rootfs, _VETH)
+    c = boot(rootfs, _VETH, drop_sys_admin=True)
     assert c.wait_for(lambda: (rootfs / "etc/resolv.conf").read_text() != "")
     assert "inet 10.231.0.5/24" in c.netns("ip", "-4", "addr", "show", "eth0")
     assert "default via 10.231.0.1 dev eth0" in c.netns("ip", "-4", "route")
@@ -479,6 +486,10 @@ def test_boot_static_address_then_halt(tmp_path: Path, boot) -> None:
     took = c.halt(signal.SIGUSR1)
     print(f"\n[timing] busybox init halt on SIGUSR1: {took * 1000:.0f} ms")
     assert took < 5
+    # rcS and the shutdown actions stay quiet even without CAP_SYS_ADMIN
+    assert [line for line in c.console().splitlines() if line.strip()] == [
+        "The system is going down NOW!", "Sent SIGTERM to all processes",
+        "Sent SIGKILL to all processes", "Requesting system halt"]
 
 
 @needs_boot

@@ -290,8 +290,11 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         from lxctools.runtime import rootfs, security
         from lxctools.runtime.procsetup import apply_proc_settings, apply_prlimits, apply_sysctls
         apply_prlimits(values)
-        rootfs.apply_rootfs(fs_plan, console_path=console_path, tty_paths=tty_paths)
+        # Before the rootfs: the container's /proc/sys is read-only once mounted. /proc here is
+        # still the host's mount, but namespaced sysctls (net.*, kernel.shm*...) resolve to the
+        # namespaces of the writer, which are already the container's.
         apply_sysctls(values)
+        rootfs.apply_rootfs(fs_plan, console_path=console_path, tty_paths=tty_paths)
         apply_proc_settings(values, os.getpid())
         _setup_stdio(req, console_slave)
         for fd in tty_slaves:

@@ -309,3 +309,35 @@ def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
         else:
             os.write(fd, b"\r")
     return data
+
+
+def test_sysctl_and_environment_and_proc(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1", "-s", "lxc.sysctl.net.ipv4.ip_forward=1", "-s", "lxc.environment=APP_ENV=prod",
+           "-s", "lxc.proc.oom_score_adj=10")
+    assert pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/sys/net/ipv4/ip_forward").stdout == "1\n"
+    assert "APP_ENV=prod" in pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/1/environ").stdout
+    assert pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/1/oom_score_adj").stdout == "10\n"
+    assert pyl.ok("attach", "-n", "c1", "--", "env").stdout.count("APP_ENV=prod") == 1
+    pyl.ok("stop", "-n", "c1", "-k")
+    host = open("/proc/sys/net/ipv4/ip_forward").read()
+    assert host in ("0\n", "1\n")  # the container's value did not leak to the host's netns
+
+
+def test_start_foreground_console_and_pidfile(pyl, tmp_path):
+    import pty
+    make(pyl)
+    pidfile = tmp_path / "pid"
+    argv = pyl.argv("start", "-n", "c1", "-F", "-p", str(pidfile))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, pyl.env)
+    try:
+        out = _read_until(fd, b"login:", 15)
+        assert b"login:" in out or b"console" in out
+        assert pidfile.read_text().strip().isdigit()
+        pyl.ok("stop", "-n", "c1", "-k")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)

@@ -135,6 +135,12 @@ def test_busybox_config_lines_appended_once(busybox_container: Path) -> None:
                                f"lxc.rootfs.path = {busybox_container / 'rootfs'}"]:
         assert lines.count(key) == 1, key
     assert sum(line.startswith("lxc.rootfs.path") for line in lines) == 1
+    # what pyl-create re-reads after the template
+    from lxctools.config.model import ContainerConfig
+    values = ContainerConfig.load(busybox_container / "config").values()
+    assert values["lxc.uts.name"] == "c1"
+    assert values["lxc.signal.halt"] == "SIGUSR1"
+    assert values["lxc.init.cmd"] == "/sbin/init"
 
 
 def test_busybox_runs_without_host_libraries(busybox_container: Path) -> None:

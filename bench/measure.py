@@ -49,18 +49,25 @@ def _sh(commands: list[list[str]]) -> str:
     return "sh -c " + shlex.quote("; ".join(shlex.join(c) + " >/dev/null 2>&1" for c in commands) + "; true")
 
 
-def check_once(tool: Tool, timed: Timed) -> None:
-    """Run prepare + command once, untimed; raise NotAvailable with the tool's own message."""
+ROUND_BUDGET = 6.0  # seconds per tool and round: slow commands get fewer runs
+
+
+def check_once(tool: Tool, timed: Timed) -> float:
+    """Run prepare + command once, untimed; return its seconds, or raise NotAvailable with the
+    tool's own message."""
     if not timed.shell and not tool.has(os.path.basename(timed.argv[0]).split("-", 1)[1]):
         raise NotAvailable(f"n/a ({os.path.basename(timed.argv[0])} not implemented yet)")
     for step in timed.prepare:
         tool.run(step)
     argv = ["sh", "-c", timed.argv[0]] if timed.shell else timed.argv
+    began = time.perf_counter()
     proc = tool.run(argv)
+    seconds = time.perf_counter() - began
     if proc.returncode != 0:
         if "No module named 'lxctools.cli." in proc.stderr:
             raise NotAvailable("n/a (not implemented yet)")
         raise NotAvailable(f"n/a ({first_error_line(proc)})")
+    return seconds
 
 
 def hyperfine(tool: Tool, timed: Timed, runs: int, warmup: int) -> list[float]:
@@ -91,23 +98,30 @@ def compare(tools: list[Tool], make: dict[str, Timed | None], rounds: int, runs:
     """Time each tool's command in alternating rounds; a tool whose `make` entry is None or
     whose check fails gets its reason instead of numbers."""
     samples = {t.key: Sample() for t in tools}
+    plan = {t.key: (runs, warmup) for t in tools}
+    last_round = {t.key: rounds - 1 for t in tools}
     for tool in tools:
         timed = make.get(tool.key)
         if timed is None:
             samples[tool.key].error = "n/a (not implemented yet)"
             continue
         try:
-            check_once(tool, timed)
+            seconds = check_once(tool, timed)
         except NotAvailable as err:
             samples[tool.key].error = str(err)
+            continue
+        if seconds > ROUND_BUDGET:  # very slow: one timed run after the (warm-up) check run
+            plan[tool.key], last_round[tool.key] = (1, 0), 0
+        elif seconds * (runs + warmup) > ROUND_BUDGET:  # the check run was the warm-up
+            plan[tool.key] = (max(2, min(runs, int(ROUND_BUDGET / max(seconds, 1e-3)))), 0)
     for r in range(rounds):
         order = tools if r % 2 == 0 else list(reversed(tools))
         for tool in order:
             sample = samples[tool.key]
-            if sample.error:
+            if sample.error or r > last_round[tool.key]:
                 continue
             try:
-                sample.values += hyperfine(tool, make[tool.key], runs, warmup)
+                sample.values += hyperfine(tool, make[tool.key], *plan[tool.key])
             except NotAvailable as err:
                 sample.error = str(err)
     return samples

@@ -318,29 +318,27 @@ class Container:
                uid: int | None = None, gid: int | None = None, env: dict[str, str] | None = None,
                clear_env: bool = True, keep_vars: tuple[str, ...] = (), pty: bool = False,
                pty_log: str | None = None) -> int:
-        """Run command (default: the user's login shell) inside; return its exit status."""
-        from lxctools.runtime.attach import ATTACH_NAMESPACES, AttachSpec, parse_namespaces
-        from lxctools.runtime.attach_io import run_attached
-        rs = self.require_state("attach")
-        values = (rs.record or {}).get("values") or {}
+        """Run command (default: the user's login shell) inside; return its exit status.
+        The supervisor forks the attached process (see runtime.attach); this process only
+        passes its stdio and relays signals and the pty."""
+        from lxctools.monitor.attach_client import attach
+        self.require_state("attach")
         if rcfile:
-            values = self.load_config(rcfile).values()
-        chosen = ATTACH_NAMESPACES
+            raise UsageError("--rcfile is not supported by pyl-attach (the running config is used)")
+        chosen = None
         if namespaces:
-            chosen = parse_namespaces(namespaces)
+            from lxctools.runtime.attach import parse_namespaces
+            chosen = list(parse_namespaces(namespaces))
             elevated = frozenset({"CAP", "CGROUP", "LSM"})  # as lxc-attach: -s implies -e
-        cgroup_plan = None
-        if "CGROUP" not in elevated:
-            from lxctools.runtime import cgroups
-            cgroup_plan = cgroups.plan_from_existing(self.name, cgroups.detect_layout(), pid=rs.pid)
         try:
             cwd: str | None = os.getcwd()
         except OSError:
             cwd = None
-        spec = AttachSpec(pid=rs.pid, values=values, command=command or None, namespaces=chosen,
-                          elevated=elevated, uid=uid, gid=gid, env=env or {}, clear_env=clear_env,
-                          keep_vars=keep_vars, cwd=cwd, pty=pty, cgroup_plan=cgroup_plan)
-        return run_attached(spec, pty_log=pty_log)
+        return attach(self.layout, {
+            "name": self.name, "command": command or None, "namespaces": chosen,
+            "elevated": sorted(elevated), "uid": uid, "gid": gid, "env": env or {},
+            "clear_env": clear_env, "keep_vars": list(keep_vars), "cwd": cwd,
+        }, pty=pty, pty_log=pty_log)
 
     def stats(self, rs: RunState | None = None):
         """cgroup statistics of a running container (None when stopped or unreadable)."""

@@ -121,6 +121,10 @@ def _ours(kind: str, item: str, base: Path, names: set[str]) -> bool:
         return leaf in names or leaf.rsplit("-", 1)[0] in names
     if kind == "mounts":
         return str(base) in item or "pyl" in item
+    if kind == "links":
+        # host ends are pyl + up to 6 characters of the container name + 6 random ones
+        return any(item.startswith("pyl" + "".join(c for c in n if c.isalnum())[:6]) and
+                   len(item) == 3 + min(6, len("".join(c for c in n if c.isalnum()))) + 6 for n in names)
     return True
 
 

@@ -58,6 +58,15 @@ class Waiter:
 
 
 @dataclass(eq=False)
+class AttachSession:
+    """One pyl-attach: the child the supervisor forked and the caller waiting for it."""
+    client: Client
+    child: int
+    report: socket.socket
+    buffer: bytes = b""
+
+
+@dataclass(eq=False)
 class Supervised:
     name: str
     pid: int
@@ -84,6 +93,7 @@ class Supervised:
     attached_ttys: set[int] = field(default_factory=set)
     exit_status: int | None = None
     ephemeral: bool = False
+    security_plan: Any = None
 
 
 class Supervisor:
@@ -95,6 +105,7 @@ class Supervisor:
         self.containers: dict[str, Supervised] = {}
         self.by_pid: dict[int, Supervised] = {}
         self.waiters: list[Waiter] = []
+        self.attached: dict[int, AttachSession] = {}
         self.idle_since: float | None = time.monotonic()
         self.stopping = False
         self.sock: socket.socket | None = None
@@ -222,6 +233,8 @@ class Supervisor:
                         self._console_readable(obj, key.fd)
                     elif kind == "pidfd":
                         self._pidfd_readable(obj)
+                    elif kind == "attach":
+                        self._attach_report(obj)
                 except Exception as err:  # one bad request must not take every container's supervisor down
                     log.error("monitor", f"{kind}: {type(err).__name__}: {err}")
                     if kind == "client":
@@ -244,7 +257,7 @@ class Supervisor:
     def _idle_expired(self) -> bool:
         if not self.served_any and time.monotonic() < self.started_at + STARTUP_GRACE:
             return False  # the client that spawned us has yet to connect
-        busy = bool(self.containers) or bool(self.clients)
+        busy = bool(self.containers) or bool(self.clients) or bool(self.attached)
         if busy:
             self.idle_since = None
             return False
@@ -557,6 +570,81 @@ class Supervisor:
             result[name] = entry
         self._reply(client, {"ok": True, "containers": result})
 
+    def op_attach(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """Fork the attach child here, where the cgroup, security plan and imports are ready,
+        with the caller's stdio (or a pty made inside the container, sent back to the caller)."""
+        from lxctools.runtime.attach import ATTACH_NAMESPACES, AttachSpec, spawn_attached
+        sup = self._require(msg["name"], "attach")
+        elevated = frozenset(msg.get("elevated") or ())
+        pty = bool(msg.get("pty"))
+        if not pty and len(fds) < 3:
+            raise PylError("attach needs the caller's stdin, stdout and stderr")
+        if sup.security_plan is None:
+            from lxctools.runtime import security
+            sup.security_plan = security.plan_security(sup.values)
+        spec = AttachSpec(
+            pid=sup.pid, values=sup.values, command=msg.get("command") or None,
+            namespaces=tuple(msg.get("namespaces") or ATTACH_NAMESPACES), elevated=elevated,
+            uid=msg.get("uid"), gid=msg.get("gid"), env=msg.get("env") or {},
+            clear_env=bool(msg.get("clear_env", True)), keep_vars=tuple(msg.get("keep_vars") or ()),
+            cwd=msg.get("cwd"), pty=pty, cgroup_plan=None if "CGROUP" in elevated else sup.cgroup_plan,
+            caller_env=msg.get("caller_env") or {}, stdio=None if pty else (fds[0], fds[1], fds[2]),
+            security_plan=sup.security_plan)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            child = spawn_attached(spec, theirs)
+        finally:
+            theirs.close()
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+        session = AttachSession(client=client, child=child, report=ours)
+        self.attached[child] = session
+        ours.setblocking(False)
+        self.sel.register(ours, selectors.EVENT_READ, ("attach", session))
+
+    def _attach_report(self, session: AttachSession) -> None:
+        """Relay what the attach child says: its command's PID, a pty master, or an error."""
+        try:
+            data, anc, _flags, _addr = session.report.recvmsg(4096, socket.CMSG_SPACE(4))
+        except BlockingIOError:
+            return
+        except OSError:
+            data, anc = b"", []
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                import array
+                fd = array.array("i", payload[:4])[0]
+                self._reply(session.client, {"event": "pty"}, fds=[fd])
+                os.close(fd)
+        if not data:
+            try:
+                self.sel.unregister(session.report)
+            except (KeyError, ValueError):
+                pass
+            session.report.close()
+            return
+        session.buffer += data
+        while b"\n" in session.buffer:
+            line, _, session.buffer = session.buffer.partition(b"\n")
+            text = line.decode(errors="replace")
+            if text.startswith("pid "):
+                self._reply(session.client, {"event": "started", "pid": int(text.split()[1])})
+            elif text.startswith("error "):
+                self._reply(session.client, {"event": "error", "error": text[6:]})
+
+    def _attach_exited(self, session: AttachSession, code: int) -> None:
+        # Relay what the report socket still holds (an error line) before the exit status.
+        if session.report.fileno() != -1:
+            self._attach_report(session)
+            if session.report.fileno() != -1:
+                try:
+                    self.sel.unregister(session.report)
+                except (KeyError, ValueError):
+                    pass
+                session.report.close()
+        self._reply(session.client, {"event": "exit", "status": 128 - code if code < 0 else code})
+
     def op_quit(self, client: Client, msg: dict, fds: list[int]) -> None:
         self._reply(client, {"ok": True})
         if not self.containers:
@@ -680,6 +768,9 @@ class Supervisor:
             sup = self.by_pid.get(pid)
             if sup is not None:
                 self._init_exited(sup, os.waitstatus_to_exitcode(status))
+            session = self.attached.pop(pid, None)
+            if session is not None:
+                self._attach_exited(session, os.waitstatus_to_exitcode(status))
 
     def _pidfd_readable(self, sup: Supervised) -> None:
         # An adopted init is not our child: its exit status is not ours to collect.

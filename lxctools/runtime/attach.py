@@ -1,6 +1,7 @@
 """Entering a running container: namespaces, cgroup, root, confinement, then exec.
 
-Runs in a child of pyl-attach (never in the caller itself):
+Runs in a child of the supervisor (which has everything imported, so an attach costs a fork,
+not an interpreter start-up), with the caller's stdio passed over the socket:
   child:  made non-dumpable, every fd but the ones it needs closed, joins the container's
           cgroup, setns() into its namespaces (user first, mnt last: entering mnt moves root and
           cwd to the container's), forks again so the grandchild is inside the PID namespace,
@@ -47,6 +48,9 @@ class AttachSpec:
     cwd: str | None = None
     pty: bool = False
     cgroup_plan: Any = None
+    caller_env: dict[str, str] = field(default_factory=dict)   # the pyl-attach process's environment
+    stdio: tuple[int, int, int] | None = None                   # the caller's fds (no pty)
+    security_plan: Any = None                                   # cached by the supervisor
 
 
 def parse_namespaces(text: str) -> tuple[str, ...]:
@@ -65,23 +69,24 @@ def parse_namespaces(text: str) -> tuple[str, ...]:
 
 def build_environment(spec: AttachSpec, passwd: tuple[str, str] | None) -> dict[str, str]:
     """Order as lxc-attach: (clear|keep) -> container=lxc -> lxc.environment -> -v values."""
+    caller = spec.caller_env
     if spec.clear_env:
-        env = {k: os.environ[k] for k in spec.keep_vars if k in os.environ}
+        env = {k: caller[k] for k in spec.keep_vars if k in caller}
         env.setdefault("PATH", DEFAULT_PATH)
-        if spec.pty and "TERM" in os.environ:
-            env["TERM"] = os.environ["TERM"]
+        if spec.pty and "TERM" in caller:
+            env["TERM"] = caller["TERM"]
         if passwd is not None:
             env.setdefault("HOME", passwd[0])
     else:
-        env = dict(os.environ)
+        env = dict(caller)
     env["container"] = "lxc"
     items = spec.values.get("lxc.environment") or []
     for item in [items] if isinstance(items, str) else items:
         if "=" in item:
             k, _, v = item.partition("=")
             env[k] = v
-        elif item in os.environ:
-            env[item] = os.environ[item]
+        elif item in caller:
+            env[item] = caller[item]
     env.update(spec.env)
     return env
 
@@ -148,11 +153,24 @@ def _report_error(sock: socket.socket, err: BaseException) -> None:
 
 
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
+    import signal
+    # Forked from the supervisor: drop its signal plumbing (its wakeup fd is about to be closed).
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
     ns.set_dumpable(False)
+    if spec.stdio is not None:
+        for target, fd in enumerate(spec.stdio):
+            os.dup2(fd, target)
+    elif spec.pty:
+        null = os.open("/dev/null", os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
     # Everything the grandchild needs after setns(mnt) must be loaded now: the container's root
     # has no Python stdlib and no libseccomp.
     from lxctools.runtime import security
-    plan = security.plan_security(spec.values)
+    plan = spec.security_plan or security.plan_security(spec.values)
     if plan.seccomp is not None:
         from lxctools.kernel import seccomp
         seccomp.available()

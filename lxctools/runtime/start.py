@@ -246,8 +246,11 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, 
                   console_slave, tty_slaves, hook_env) -> None:
     """First child: join the cgroup, unshare, fork PID 1, report its pid, exit. Never returns."""
     try:
+        # Forked from the supervisor: drop its signal plumbing before its fds are closed.
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
         _close_other_fds(keep_fds)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         from lxctools.runtime import cgroups
         cgroups.attach(cg_plan, os.getpid())
         ns.unshare(flags)

@@ -114,7 +114,9 @@ class Container:
             raise UsageError(f"backing store '{backend}' is not supported (pyl supports: dir)")
         if rootfs_dir is not None and not os.path.isabs(rootfs_dir):
             raise UsageError("--dir needs an absolute path")
-        template_path = resolve_template(template) if template and template != "none" else None
+        # "none" is a real template in pyl (it only prepares the rootfs folder and says where
+        # to put files); a path or LXC's name resolution covers the rest.
+        template_path = resolve_template(template) if template else None
         base = self._initial_config(config_file)
         self.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
         with self.lock("create"):

@@ -291,7 +291,7 @@ class Bench:
                 sample.error = str(err)
             offered = proc.stdout.replace("\x0b", " ").split()
             self.notes["completion"] = (f"`{line}<TAB>` offers {len(offered)} stopped containers "
-                                        f"of {sum(1 for p in lxcpath.iterdir() if p.is_dir())} defined")
+                                        f"of {sum(1 for p in lxcpath.iterdir() if p.is_dir() and not p.name.startswith('.'))} defined")
         self.results["completion"] = {"lxc": Sample(error="–"), "pyl": sample}
 
     def ls_1000(self) -> None:

@@ -131,7 +131,8 @@ class Workspace:
         goes too); the folder itself is removed by cleanup() either way."""
         if not path.is_dir():
             return
-        names = sorted(p.name for p in path.iterdir() if p.is_dir())
+        # Dot folders are the tool's own bookkeeping (pyl's .pyl-ipam), not containers.
+        names = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
         if tool.key == "lxc":
             running = running_lxc_names(path)
         else:

@@ -4,7 +4,8 @@ Owns: the bridge (default ``pylbr0``, 10.0.7.1/24 so it never collides with lxcb
 IPv4 forwarding, a masquerading nftables table of its own (``ip pyl``), and a dnsmasq bound to the
 bridge alone, serving DHCP from the lower half of the subnet (ipam hands out the upper half).
 State lives in RUNDIR: ``network_up`` (JSON: what start did, so stop undoes exactly that),
-``dnsmasq.pid``, ``dnsmasq.leases``. Netlink work goes through lxctools.runtime.net's helpers.
+``dnsmasq.pid``, ``dnsmasq.leases``. Netlink work goes through lxctools.runtime.net (the only
+pyroute2 user); nftables through ``nft -f -``.
 """
 
 from __future__ import annotations
@@ -162,41 +163,13 @@ def ensure_default_bridge(rundir: Path | None = None) -> None:
 # -------------------------------------------------------------------------------------- helpers --
 
 def _bridge_up(cfg: BridgeConfig) -> bool:
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    from lxctools.runtime.net import _iproute, _lookup, _translate
-    created = False
-    try:
-        with _iproute() as ipr:
-            idx = _lookup(ipr, cfg.name)
-            if idx is None:
-                ipr.link("add", ifname=cfg.name, kind="bridge")
-                created = True
-                idx = _lookup(ipr, cfg.name)
-            cidr = cfg.cidr
-            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
-            if (str(cidr.ip), cidr.network.prefixlen) not in have:
-                ipr.addr("add", index=idx, address=str(cidr.ip), prefixlen=cidr.network.prefixlen,
-                         broadcast=str(cidr.network.broadcast_address))
-            ipr.link("set", index=idx, state="up")
-    except NetlinkError as exc:
-        if created:
-            _delete_link(cfg.name)
-        raise _translate(exc, f"setting up bridge {cfg.name}") from exc
-    return created
+    from lxctools.runtime import net
+    return net.ensure_bridge(cfg.name, cfg.cidr)
 
 
 def _delete_link(name: str) -> None:
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    from lxctools.runtime.net import _iproute, _lookup
-    with _iproute() as ipr:
-        idx = _lookup(ipr, name)
-        if idx is not None:
-            try:
-                ipr.link("del", index=idx)
-            except NetlinkError:
-                pass
+    from lxctools.runtime import net
+    net.delete_link(name)
 
 
 def _ports(bridge: str) -> list[str]:

@@ -20,7 +20,7 @@ import pickle
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_address, ip_interface
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -432,6 +432,47 @@ def _restore_phys(ipr: IPRoute, phys: PhysState) -> None:
         fix["address"] = phys.mac
     if fix:
         ipr.link("set", index=idx, **fix)
+
+
+# ------------------------------------------------------------------------ bridges and raw links --
+
+def ensure_bridge(name: str, cidr: IPv4Interface) -> bool:
+    """Make sure bridge ``name`` exists, has ``cidr`` and is up; True if it was created here."""
+    NetlinkError = _netlink_error_type()
+    created = False
+    try:
+        with _iproute() as ipr:
+            idx = _lookup(ipr, name)
+            if idx is None:
+                ipr.link("add", ifname=name, kind="bridge")
+                created = True
+                idx = _lookup(ipr, name)
+            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
+            if (str(cidr.ip), cidr.network.prefixlen) not in have:
+                ipr.addr("add", index=idx, address=str(cidr.ip), prefixlen=cidr.network.prefixlen,
+                         broadcast=str(cidr.network.broadcast_address))
+            ipr.link("set", index=idx, state="up")
+    except NetlinkError as exc:
+        if created:
+            delete_link(name)
+        raise _translate(exc, f"setting up bridge {name}") from exc
+    return created
+
+
+def delete_link(name: str) -> bool:
+    """Delete host link ``name``; False if it was not there."""
+    NetlinkError = _netlink_error_type()
+    with _iproute() as ipr:
+        idx = _lookup(ipr, name)
+        if idx is None:
+            return False
+        try:
+            ipr.link("del", index=idx)
+        except NetlinkError as exc:
+            if exc.code == errno.ENODEV:
+                return False
+            raise _translate(exc, f"deleting {name}") from exc
+    return True
 
 
 # ----------------------------------------------------------------------------------- inspection --

@@ -373,8 +373,12 @@ def _assign_names(plans: list[NetPlan], container_name: str, suffix: Callable[[i
             taken.add(f"eth{counter}")
         if plan.type is NetType.VETH and plan.veth_pair is None:
             host = veth_host_name(container_name, suffix)
-            while host in hosts:
+            for _ in range(20):
+                if host not in hosts:
+                    break
                 host = veth_host_name(container_name, suffix)
+            else:  # a fixed suffix (tests) keeps colliding: make it unique with the index
+                host = f"{host[:IFNAMSIZ - len(str(plan.index))]}{plan.index}"
             hosts.add(host)
             changes["veth_pair"] = host
         out.append(replace(plan, **changes) if changes else plan)

@@ -2,7 +2,7 @@
 
 Each "container" is a forked child that unshared CLONE_NEWNET and waits; links use unique pyl-test
 names (pyltb*/pylt*), addresses come from 10.250.x.0/24, and traffic stays between our own
-namespaces and bridges. Every test removes what it made; the ``no_leaks`` fixture checks.
+namespaces and bridges. Every test removes what it made; the ``no_link_leaks`` fixture checks.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def pyl_links() -> set[str]:
 
 
 @pytest.fixture
-def no_leaks() -> Iterator[None]:
+def no_link_leaks() -> Iterator[None]:
     before = pyl_links()
     yield
     # The kernel frees a dead netns's links asynchronously; give it a moment before judging.
@@ -154,7 +154,7 @@ def veth_values(link: str | None = None, **extra: str | list[str]) -> dict[str, 
     return values
 
 
-def test_veth_static_address_and_teardown(no_leaks, netns) -> None:
+def test_veth_static_address_and_teardown(no_link_leaks, netns) -> None:
     c = netns()
     values = veth_values(**{"ipv4.address": ["10.250.1.2/24"], "ipv6.address": ["fd00:250:1::2/64"],
                             "hwaddr": "02:00:0a:fa:01:02", "mtu": "1400", "ipv4.gateway": "dev"})
@@ -182,7 +182,7 @@ def test_veth_static_address_and_teardown(no_leaks, netns) -> None:
     net.teardown(state)  # idempotent
 
 
-def test_ping_between_two_namespaces_over_bridge(no_leaks, netns, bridge) -> None:
+def test_ping_between_two_namespaces_over_bridge(no_link_leaks, netns, bridge) -> None:
     br = bridge(2)
     a, b = netns(), netns()
     pa = plan_networks(veth_values(br.name, **{"ipv4.address": ["10.250.2.10/24"], "ipv4.gateway": "auto"}),
@@ -208,7 +208,7 @@ def test_ping_between_two_namespaces_over_bridge(no_leaks, netns, bridge) -> Non
         net.teardown(sa)
 
 
-def test_missing_bridge_is_a_config_error_and_leaves_nothing(no_leaks, netns) -> None:
+def test_missing_bridge_is_a_config_error_and_leaves_nothing(no_link_leaks, netns) -> None:
     from lxctools.errors import ConfigError
     c = netns()
     plans = plan_networks(veth_values("pyltbnope9"), container_name="c")
@@ -216,7 +216,7 @@ def test_missing_bridge_is_a_config_error_and_leaves_nothing(no_leaks, netns) ->
         net.setup_host(plans, c.pid)
 
 
-def test_existing_pair_name_is_a_config_error(no_leaks, netns) -> None:
+def test_existing_pair_name_is_a_config_error(no_link_leaks, netns) -> None:
     from lxctools.errors import ConfigError
     a, b = netns(), netns()
     values = veth_values()
@@ -250,7 +250,7 @@ def _kind_supported(kind: str, **extra: object) -> bool:
             ipr.link("del", index=net._lookup(ipr, name))
 
 
-def test_macvlan_between_two_namespaces(no_leaks, netns) -> None:
+def test_macvlan_between_two_namespaces(no_link_leaks, netns) -> None:
     parent = f"pyltd{uid()}"
     _dummy(parent)
     try:
@@ -275,7 +275,7 @@ def test_macvlan_between_two_namespaces(no_leaks, netns) -> None:
 
 
 @pytest.mark.skipif(ROOT and not _kind_supported("vlan", vlan_id=7), reason="kernel has no 802.1q (vlan) support")
-def test_vlan_on_dummy_parent(no_leaks, netns) -> None:
+def test_vlan_on_dummy_parent(no_link_leaks, netns) -> None:
     parent = f"pyltd{uid()}"
     _dummy(parent)
     try:
@@ -292,7 +292,7 @@ def test_vlan_on_dummy_parent(no_leaks, netns) -> None:
         _delete_link(parent)
 
 
-def test_phys_moved_in_and_returned(no_leaks, netns) -> None:
+def test_phys_moved_in_and_returned(no_link_leaks, netns) -> None:
     name, mac = f"pyltp{uid()}", "02:00:0a:fa:04:01"
     _dummy(name, mac)
     try:
@@ -316,7 +316,7 @@ def test_phys_moved_in_and_returned(no_leaks, netns) -> None:
         _delete_link(name)
 
 
-def test_teardown_survives_a_dead_netns(no_leaks, netns) -> None:
+def test_teardown_survives_a_dead_netns(no_link_leaks, netns) -> None:
     """A dummy 'phys' dies with its netns; teardown must not raise (veth end may linger a moment)."""
     name = f"pyltp{uid()}"
     _dummy(name)
@@ -331,7 +331,7 @@ def test_teardown_survives_a_dead_netns(no_leaks, netns) -> None:
     net.teardown(state)
 
 
-def test_ipam_auto_address_and_gateway(no_leaks, netns, bridge, tmp_path) -> None:
+def test_ipam_auto_address_and_gateway(no_link_leaks, netns, bridge, tmp_path) -> None:
     br = bridge(5)
     c = netns()
     plans = plan_networks(veth_values(br.name, **{"ipv4.address": "auto", "ipv4.gateway": "auto"}),

@@ -10,12 +10,15 @@ pyroute2 user); nftables through ``nft -f -``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Interface
 from pathlib import Path
@@ -95,9 +98,26 @@ def start(rundir: Path = DEFAULT_RUNDIR, cfg: BridgeConfig | None = None) -> dic
     cfg = (cfg or load_config()).validate()
     rundir = Path(rundir)
     marker = rundir / "network_up"
-    if marker.exists():
-        return status(rundir)
     rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with _service_lock(rundir):
+        if marker.exists():
+            return status(rundir)
+        _start_locked(rundir, cfg, marker)
+    return status(rundir)
+
+
+@contextlib.contextmanager
+def _service_lock(rundir: Path) -> Iterator[None]:
+    """Serialises start/stop: two containers may want the default bridge at the same moment."""
+    fd = os.open(rundir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
     done: dict[str, Any] = {"config": asdict(cfg), "created_bridge": False, "nft": False,
                             "ip_forward_was": None, "dnsmasq": False}
     try:
@@ -116,24 +136,26 @@ def start(rundir: Path = DEFAULT_RUNDIR, cfg: BridgeConfig | None = None) -> dic
     tmp = rundir / ".network_up.tmp"
     tmp.write_text(json.dumps(done, indent=1) + "\n")
     os.replace(tmp, marker)
-    return status(rundir)
 
 
 def stop(rundir: Path = DEFAULT_RUNDIR, *, force: bool = False) -> None:
     """Undo start: dnsmasq, NAT table, the bridge (if start created it). Refuses while ports are attached."""
     rundir = Path(rundir)
     marker = rundir / "network_up"
-    try:
-        done = json.loads(marker.read_text())
-    except FileNotFoundError:
-        raise WrongStateError("pyl-net is not running") from None
-    cfg = BridgeConfig(**done["config"])
-    ports = _ports(cfg.name)
-    if ports and not force:
-        raise WrongStateError(f"bridge {cfg.name} still has ports attached: {', '.join(ports)}",
-                              hint="stop the containers using it first (or use --force)")
-    _undo(rundir, done)
-    marker.unlink(missing_ok=True)
+    if not marker.exists():
+        raise WrongStateError("pyl-net is not running")
+    with _service_lock(rundir):
+        try:
+            done = json.loads(marker.read_text())
+        except FileNotFoundError:
+            raise WrongStateError("pyl-net is not running") from None
+        cfg = BridgeConfig(**done["config"])
+        ports = _ports(cfg.name)
+        if ports and not force:
+            raise WrongStateError(f"bridge {cfg.name} still has ports attached: {', '.join(ports)}",
+                                  hint="stop the containers using it first (or use --force)")
+        _undo(rundir, done)
+        marker.unlink(missing_ok=True)
 
 
 def status(rundir: Path = DEFAULT_RUNDIR) -> dict[str, Any]:

@@ -37,9 +37,12 @@ def pool_range(cidr: IPv4Interface) -> tuple[IPv4Address, IPv4Address]:
 
 
 def dhcp_range(cidr: IPv4Interface) -> tuple[IPv4Address, IPv4Address]:
-    """The lower half of the host range, left to dnsmasq (bridge.py)."""
+    """The lower half of the host range, left to dnsmasq (bridge.py); skips the bridge's own address."""
     first, last = _hosts_range(cidr)
-    return IPv4Address(first), IPv4Address((first + last) // 2)
+    middle = (first + last) // 2
+    if int(cidr.ip) == first:
+        first += 1
+    return IPv4Address(first), IPv4Address(middle)
 
 
 def lease_path(lxcpath: Path, cidr: IPv4Interface) -> Path:

@@ -162,7 +162,7 @@ def test_ipam_ranges_do_not_overlap() -> None:
     cidr = IPv4Interface("10.0.7.1/24")
     d0, d1 = ipam.dhcp_range(cidr)
     p0, p1 = ipam.pool_range(cidr)
-    assert (str(d0), str(d1), str(p0), str(p1)) == ("10.0.7.1", "10.0.7.127", "10.0.7.128", "10.0.7.254")
+    assert (str(d0), str(d1), str(p0), str(p1)) == ("10.0.7.2", "10.0.7.127", "10.0.7.128", "10.0.7.254")
     with pytest.raises(ConfigError):
         ipam.pool_range(IPv4Interface("10.0.7.1/30"))
 

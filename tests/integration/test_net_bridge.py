@@ -1,0 +1,89 @@
+"""pyl-net's bridge service for real: bridge, NAT table, dnsmasq leasing to a udhcpc client in a netns.
+
+Uses its own bridge name (pyltb*), nft table (pyltest*), run dir (tmp) and subnet 10.250.9.0/24,
+so it never touches a real pylbr0. DHCP traffic stays between our namespace and our bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from lxctools.errors import WrongStateError
+from lxctools.runtime import bridge, net
+from lxctools.runtime.netplan import plan_networks
+from tests.integration.test_net import BUSYBOX, ROOT, Netns, no_link_leaks, start, uid  # noqa: F401
+
+DNSMASQ_OK = os.path.exists(bridge.DNSMASQ)
+NFT_OK = os.path.exists(bridge.NFT)
+
+
+def _nft_tables() -> str:
+    return subprocess.run([bridge.NFT, "list", "tables"], capture_output=True, text=True).stdout
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root")
+@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
+@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
+    tag = uid()
+    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.9.1/24", nft_table=f"pyltest{tag}")
+    rundir = tmp_path / "run"
+    container = None
+    state = None
+    try:
+        info = bridge.start(rundir, cfg)
+        assert info["running"] and info["bridge_present"] and info["dnsmasq_pid"]
+        assert info["dhcp_range"] == "10.250.9.2-10.250.9.127"
+        assert f"table ip pyltest{tag}" in _nft_tables()
+        assert bridge.start(rundir, cfg)["dnsmasq_pid"] == info["dnsmasq_pid"]  # idempotent
+        assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
+
+        container = Netns()
+        plans = plan_networks({"lxc.net.0.type": "veth", "lxc.net.0.link": cfg.name, "lxc.net.0.flags": "up",
+                               "lxc.net.0.hwaddr": "02:00:0a:fa:09:09",
+                               "lxc.net.0.veth.pair": f"pylt{tag}"}, container_name="dhcp1")
+        state = start(plans, container)
+        r = container.run(BUSYBOX, "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1",
+                          "-s", "/bin/true", timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "10.250.9." in r.stdout + r.stderr
+        leases = bridge.status(rundir)["dhcp_leases"]
+        assert [lease["mac"] for lease in leases] == ["02:00:0a:fa:09:09"]
+
+        with pytest.raises(WrongStateError, match="still has ports attached"):
+            bridge.stop(rundir)
+        net.teardown(state)
+        state = None
+        pid = info["dnsmasq_pid"]
+        bridge.stop(rundir)
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/comm").read().strip() != "dnsmasq"
+        assert net.host_link_stats(cfg.name) is None
+        assert f"pyltest{tag}" not in _nft_tables()
+        assert bridge.status(rundir) == {"running": False}
+        with pytest.raises(WrongStateError):
+            bridge.stop(rundir)
+    finally:
+        if state is not None:
+            net.teardown(state)
+        if container is not None:
+            container.close()
+        if (rundir / "network_up").exists():
+            bridge.stop(rundir, force=True)
+
+
+def test_load_config(tmp_path) -> None:
+    from lxctools.errors import ConfigError
+    path = tmp_path / "pyl-net"
+    assert bridge.load_config(path) == bridge.BridgeConfig()
+    path.write_text('# comment\nPYL_BRIDGE="br7"\nPYL_ADDR=10.9.9.1/24\nPYL_DHCP=0\n')
+    cfg = bridge.load_config(path)
+    assert (cfg.name, cfg.address, cfg.dhcp, cfg.nat) == ("br7", "10.9.9.1/24", False, True)
+    path.write_text("LXC_BRIDGE=x\n")
+    with pytest.raises(ConfigError, match="unknown setting 'LXC_BRIDGE'"):
+        bridge.load_config(path)
+    path.write_text("PYL_ADDR=10.9.9.0/24\n")
+    with pytest.raises(ConfigError, match="network or broadcast"):
+        bridge.load_config(path)

@@ -27,7 +27,6 @@ from typing import Any
 from lxctools.errors import ConfigError, KernelError, NotFoundError, PylError, WrongStateError
 from lxctools.runtime import ipam
 
-DEFAULT_RUNDIR = Path("/run/pyl/net")
 DEFAULT_CONFIG_FILE = Path("/etc/default/pyl-net")
 DNSMASQ = "/usr/sbin/dnsmasq"
 NFT = "/usr/sbin/nft"
@@ -93,7 +92,13 @@ def load_config(path: Path = DEFAULT_CONFIG_FILE) -> BridgeConfig:
 
 # ------------------------------------------------------------------------------------- commands --
 
-def start(rundir: Path = DEFAULT_RUNDIR, cfg: BridgeConfig | None = None) -> dict[str, Any]:
+def default_net_rundir() -> Path:
+    """pyl's run dir (PYL_RUNDIR, /run/pyl for root) + ``net``; pyl-net uses the same place."""
+    from lxctools.paths import default_rundir
+    return default_rundir() / "net"
+
+
+def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:
     """Bring the bridge service up; a no-op (returning status) if it is already up."""
     cfg = (cfg or load_config()).validate()
     rundir = Path(rundir)
@@ -138,7 +143,7 @@ def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
     os.replace(tmp, marker)
 
 
-def stop(rundir: Path = DEFAULT_RUNDIR, *, force: bool = False) -> None:
+def stop(rundir: Path, *, force: bool = False) -> None:
     """Undo start: dnsmasq, NAT table, the bridge (if start created it). Refuses while ports are attached."""
     rundir = Path(rundir)
     marker = rundir / "network_up"
@@ -158,7 +163,7 @@ def stop(rundir: Path = DEFAULT_RUNDIR, *, force: bool = False) -> None:
         marker.unlink(missing_ok=True)
 
 
-def status(rundir: Path = DEFAULT_RUNDIR) -> dict[str, Any]:
+def status(rundir: Path) -> dict[str, Any]:
     rundir = Path(rundir)
     try:
         done = json.loads((rundir / "network_up").read_text())
@@ -179,7 +184,7 @@ def status(rundir: Path = DEFAULT_RUNDIR) -> dict[str, Any]:
 
 def ensure_default_bridge(rundir: Path | None = None) -> None:
     """Called by net.setup_host when a veth wants pyl's default bridge and it is missing."""
-    start(rundir or DEFAULT_RUNDIR, load_config())
+    start(rundir or default_net_rundir(), load_config())
 
 
 # -------------------------------------------------------------------------------------- helpers --

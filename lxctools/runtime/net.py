@@ -95,7 +95,16 @@ class IfaceInfo:
 
 # ------------------------------------------------------------------------------- error boundary --
 
+def _require_pyroute2() -> None:
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        raise PylError("pyroute2 is not installed (container networking needs it)",
+                       hint="pip install pyroute2, or apt-get install python3-pyroute2") from None
+
+
 def _netlink_error_type() -> type[Exception]:
+    _require_pyroute2()
     from pyroute2.netlink.exceptions import NetlinkError
     return NetlinkError
 
@@ -114,6 +123,7 @@ def _code(exc: Exception) -> int:
 
 @contextmanager
 def _iproute() -> Iterator[IPRoute]:
+    _require_pyroute2()
     from pyroute2 import IPRoute
     # groups=0: we only ask, we never listen for events; ext_ack gives the kernel's reason string.
     ipr = IPRoute(groups=0)

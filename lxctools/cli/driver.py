@@ -54,6 +54,16 @@ class Context:
         return Container(name, self.layout)
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # An explicit width: argparse would otherwise import shutil (and lzma, bz2...) to ask for
+    # the terminal size every time a parser is built, help or not.
+    try:
+        width = os.get_terminal_size(2).columns - 2
+    except OSError:
+        width = 78
+    return argparse.RawDescriptionHelpFormatter(prog, width=max(40, width))
+
+
 def _complete_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
     from lxctools.cli.complete import container_names
     return container_names(parsed_args, prefix)
@@ -63,7 +73,7 @@ def build_parser(tool: str, module) -> argparse.ArgumentParser:
     prog = f"pyl-{tool}"
     parser = _Parser(prog=prog, description=module.HELP,
                      epilog=getattr(module, "EPILOG", None),
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                     formatter_class=_formatter)
     common = parser.add_argument_group("common options")
     if module.NEEDS_NAME or getattr(module, "OPTIONAL_NAME", False):
         arg = common.add_argument("-n", "--name", help="container name (or give it as the first argument)")

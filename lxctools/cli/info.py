@@ -80,22 +80,25 @@ def _blkio(stats) -> int | None:
 
 
 def _host_links(record: dict | None) -> dict[str, str]:
-    """Container interface name -> host-side link name (veth peer, or the parent link)."""
+    """Container interface name -> host-side link (the veth peer, or the parent link)."""
+    record = record or {}
+    values = record.get("values", {})
+    veth_hosts = list((record.get("net") or {}).get("veth_hosts", []))
+    indexes = sorted({int(k.split(".")[2]) for k in values if k.startswith("lxc.net.") and k.endswith(".type")})
     links: dict[str, str] = {}
-    values = (record or {}).get("values", {})
-    net = (record or {}).get("net") or {}
-    for entry in net.get("links", []) if isinstance(net, dict) else []:
-        if isinstance(entry, dict) and entry.get("inside") and entry.get("host"):
-            links[entry["inside"]] = entry["host"]
-    i = 0
-    while f"lxc.net.{i}.type" in values or i < 4:
+    for i in indexes:
         kind = values.get(f"lxc.net.{i}.type")
         inside = values.get(f"lxc.net.{i}.name") or f"eth{i}"
-        if kind and inside not in links:
-            host = values.get(f"lxc.net.{i}.veth.pair") if kind == "veth" else values.get(f"lxc.net.{i}.link")
-            if host:
-                links[inside] = host
-        i += 1
+        if kind == "veth":
+            host = values.get(f"lxc.net.{i}.veth.pair")
+            if host in veth_hosts:
+                veth_hosts.remove(host)
+            elif veth_hosts:
+                host = veth_hosts.pop(0)
+        else:
+            host = values.get(f"lxc.net.{i}.link")
+        if host:
+            links[inside] = host
     return links
 
 

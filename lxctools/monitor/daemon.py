@@ -94,6 +94,7 @@ class Supervised:
     exit_status: int | None = None
     ephemeral: bool = False
     security_plan: Any = None
+    netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns
 
 
 class Supervisor:
@@ -532,15 +533,14 @@ class Supervisor:
 
     def op_netinfo(self, client: Client, msg: dict, fds: list[int]) -> None:
         result: dict[str, Any] = {}
-        from lxctools.runtime import net
         for name in msg.get("names") or list(self.containers):
             sup = self.containers.get(name)
             if sup is None:
                 continue
             try:
-                result[name] = [_iface_dict(i) for i in net.interfaces_of(sup.pid)]
-            except PylError as err:
-                result[name] = {"error": err.message}
+                result[name] = self._interfaces(sup)
+            except (PylError, OSError) as err:
+                result[name] = {"error": str(err)}
         self._reply(client, {"ok": True, "containers": result})
 
     def op_info(self, client: Client, msg: dict, fds: list[int]) -> None:
@@ -563,9 +563,8 @@ class Supervisor:
                     entry["stats_error"] = str(err)
             if msg.get("net", True):
                 try:
-                    from lxctools.runtime import net
-                    entry["interfaces"] = [_iface_dict(i) for i in net.interfaces_of(sup.pid)]
-                except (PylError, ImportError) as err:
+                    entry["interfaces"] = self._interfaces(sup)
+                except (PylError, OSError) as err:
                     entry["net_error"] = str(err)
             result[name] = entry
         self._reply(client, {"ok": True, "containers": result})
@@ -632,6 +631,20 @@ class Supervisor:
                 self._reply(session.client, {"event": "started", "pid": int(text.split()[1])})
             elif text.startswith("error "):
                 self._reply(session.client, {"event": "error", "error": text[6:]})
+
+    def _interfaces(self, sup: Supervised) -> list[dict]:
+        from lxctools.runtime import netinfo
+        for attempt in (1, 2):
+            if sup.netinfo_sock is None:
+                sup.netinfo_sock = netinfo.open_socket_in(sup.pid)
+            try:
+                return netinfo.interfaces(sup.netinfo_sock)
+            except (OSError, PylError):
+                sup.netinfo_sock.close()
+                sup.netinfo_sock = None
+                if attempt == 2:
+                    raise
+        return []
 
     def _attach_exited(self, session: AttachSession, code: int) -> None:
         # Relay what the report socket still holds (an error line) before the exit status.
@@ -740,6 +753,7 @@ class Supervisor:
             return
         sup.stop_kill_sent = True
         sup.stop_deadline = None
+        self._return_phys(sup)
         from lxctools.runtime import cgroups
         stop_signal = _signal_number(sup.values.get("lxc.signal.stop"), signal.SIGKILL)
         self._send_signal(sup, stop_signal)
@@ -748,6 +762,17 @@ class Supervisor:
                 cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL)
             except PylError as err:
                 log.error("monitor", f"{sup.name}: kill: {err}")
+
+    def _return_phys(self, sup: Supervised) -> None:
+        """Give host interfaces moved in with type phys back under their own names while the
+        container's netns still exists (once it dies the kernel returns them as devN)."""
+        if not any(getattr(p, "type", None) == "phys" for p in sup.net_plans):
+            return
+        try:
+            from lxctools.runtime import net
+            net.return_phys(sup.net_plans, sup.pid)
+        except Exception as err:
+            log.error("monitor", f"{sup.name}: returning phys interfaces: {err}")
 
     def _drain_signals(self, fd: int) -> None:
         try:
@@ -823,6 +848,9 @@ class Supervisor:
                 net.teardown(sup.net_state)
             except Exception as err:
                 log.error("monitor", f"{sup.name}: network cleanup: {err}")
+        if sup.netinfo_sock is not None:
+            sup.netinfo_sock.close()
+            sup.netinfo_sock = None
         for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
             if fd is not None:
                 try:
@@ -856,10 +884,13 @@ class Supervisor:
             log.error("monitor", f"{sup.name}: reboot failed: {err}")
 
     def _destroy_ephemeral(self, sup: Supervised) -> None:
-        import shutil
-        folder = self.layout.container_dir(sup.name)
-        if folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder, ignore_errors=True)
+        """lxc.ephemeral = 1: the container goes away once stopped, as a destroy would do it
+        (its source's lxc_snapshots entry is released too)."""
+        from lxctools.container import Container
+        try:
+            Container(sup.name, self.layout).destroy(force=True)
+        except Exception as err:
+            log.error("monitor", f"{sup.name}: removing ephemeral container: {err}")
 
 
 class _NullClient:

@@ -33,7 +33,7 @@ def _create(pyl, name: str, tmp: Path | None = None, extra: str = "") -> Path:
 def _start(pyl, name: str) -> None:
     result = pyl("start", "-n", name)
     if result.returncode != 0 and "cannot import name" in result.stderr:
-        pytest.skip(f"the start path is incomplete in this tree: {result.stderr.strip()}")
+        pytest.fail(f"the container did not start: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
 
 
@@ -232,7 +232,7 @@ def test_ephemeral_clone_runs_a_command_and_vanishes(pyl, tmp_path):
     src = _create(pyl, f"{P}a", tmp_path)
     result = pyl("copy", "-n", f"{P}a", "-e", "-N", f"{P}e", "--", "hostname")
     if result.returncode != 0 and "cannot import name" in result.stderr:
-        pytest.skip(f"the start path is incomplete in this tree: {result.stderr.strip()}")
+        pytest.fail(f"the container did not start: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"Created {P}e as clone of {P}a", f"{P}e"]
     deadline = time.monotonic() + 10

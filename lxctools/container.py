@@ -267,15 +267,17 @@ class Container:
             rs = self.runstate()
             if rs.state.is_running:
                 return False, rs.pid
-            values, config_file = self.start_values(rcfile, overrides)
             with connect(self.layout) as conn:
-                reply = conn.request(self._start_message(values, config_file, command))
+                reply = conn.request(self._start_message(rcfile, overrides, command))
             return not reply.get("already"), reply.get("pid")
 
-    def _start_message(self, values: dict, config_file: str, command: list[str] | None,
+    def _start_message(self, rcfile: str | None, overrides: list[str] | None, command: list[str] | None,
                        app_container: bool = False) -> dict:
+        """The supervisor loads and validates the config itself (it has the parser loaded;
+        this process then pays for no TOML import); errors come back as replies."""
         from lxctools.config.system import load_system_config
-        return {"op": "start", "name": self.name, "config_file": config_file, "values": values,
+        config_file = os.path.abspath(rcfile) if rcfile else str(self.config_path)
+        return {"op": "start", "name": self.name, "config_file": config_file, "overrides": overrides or [],
                 "command": command, "app_container": app_container,
                 "default_bridge": getattr(load_system_config(), "default_bridge", "pylbr0")}
 
@@ -290,9 +292,8 @@ class Container:
             rs = self.runstate()
             if rs.state.is_running:
                 raise WrongStateError(f"cannot execute: container is {rs.state}")
-            values, config_file = self.start_values(rcfile, overrides)
             conn = connect(self.layout)
-            conn.send(self._start_message(values, config_file, command, app_container=True), fds=[0, 1, 2])
+            conn.send(self._start_message(rcfile, overrides, command, app_container=True), fds=[0, 1, 2])
             check(conn.receive())
         # The container runs on its own now; the lock is for the start only.
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,

@@ -371,6 +371,13 @@ class Supervisor:
                 os.close(fd)
             fds.clear()
             return
+        values = msg.get("values")
+        if values is None:
+            from lxctools.config.model import ContainerConfig
+            cfg = ContainerConfig.load(msg["config_file"])
+            if msg.get("overrides"):
+                cfg.apply_overrides(msg["overrides"])
+            values = msg["values"] = cfg.values(concrete_hwaddr=True)
         lock_fd = try_flock(self.layout.running_lock_file(name))
         if lock_fd is None:
             raise WrongStateError("cannot start: another supervisor holds this container")
@@ -861,11 +868,12 @@ class Supervisor:
                     os.close(fd)
                 except OSError:
                     pass
-        try:
-            run_hooks(sup.values, "post-stop", name=sup.name, config_file=sup.config_file,
-                      extra_env={"LXC_TARGET": "reboot" if sup.reboot else "stop"})
-        except Exception as err:
-            log.error("monitor", f"{sup.name}: {err}")
+        for hook in ("stop", "post-stop"):
+            try:
+                run_hooks(sup.values, hook, name=sup.name, config_file=sup.config_file,
+                          extra_env={"LXC_TARGET": "reboot" if sup.reboot else "stop"})
+            except Exception as err:
+                log.error("monitor", f"{sup.name}: {err}")
         self.layout.state_file(sup.name).unlink(missing_ok=True)
         os.close(sup.running_lock)
         self._broadcast_state(sup.name, State.STOPPED)
@@ -875,7 +883,7 @@ class Supervisor:
         msg = {"op": "start", "name": sup.name, "config_file": sup.config_file, "values": sup.values}
         try:
             from lxctools.config.model import ContainerConfig
-            msg["values"] = ContainerConfig.load(sup.config_file).values()
+            msg["values"] = ContainerConfig.load(sup.config_file).values(concrete_hwaddr=True)
         except Exception as err:
             log.error("monitor", f"{sup.name}: reboot: reloading config failed ({err}); using the old one")
         try:

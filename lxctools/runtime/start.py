@@ -159,10 +159,17 @@ def start_container(req: StartRequest) -> Started:
         if net_plans:
             from lxctools.runtime import net
             net_state = net.setup_host(net_plans, pid, lxcpath=Path(req.lxcpath))
-        run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
-                  extra_env={**hook_env_base, "LXC_PID": str(pid)})
         parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
-        rest = reader.read().decode().strip()
+        # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
+        # hooks run now, between the container's setup and its init, as in LXC.
+        line = reader.readline().decode().strip()
+        if line == "ready":
+            run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
+                      extra_env={**hook_env_base, "LXC_PID": str(pid)})
+            parent_sock.sendall(b"exec\n")
+            rest = reader.read().decode().strip()
+        else:
+            rest = line + reader.read().decode().strip()
         if rest.startswith("error@"):
             code, _, text = rest[6:].partition(" ")
             raise StartError(text, exit_code=int(code))
@@ -297,12 +304,15 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         # still the host's mount, but namespaced sysctls (net.*, kernel.shm*...) resolve to the
         # namespaces of the writer, which are already the container's.
         apply_sysctls(values)
-        rootfs.apply_rootfs(fs_plan, console_path=console_path, tty_paths=tty_paths)
+        _mount_rootfs(req, fs_plan, console_path, tty_paths, hook_env)
         apply_proc_settings(values, os.getpid())
         _setup_stdio(req, console_slave)
         for fd in tty_slaves:
             os.close(fd)
         env = _init_environment(values, req)
+        sock.sendall(b"ready\n")
+        if reader.readline().strip() != b"exec":
+            os._exit(1)  # the supervisor gave up (a start-host hook failed)
         _run_start_hooks(values, req, env)
         cwd = str(values.get("lxc.init.cwd") or "/")
         try:
@@ -318,6 +328,26 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         _exec(argv, env, sock)
     except BaseException as err:
         _report_and_exit(sock, err)
+
+
+def _mount_rootfs(req: StartRequest, fs_plan: Any, console_path: str, tty_paths: list[str],
+                  hook_env: dict[str, str]) -> None:
+    """The rootfs plan, with LXC's hooks at their points: pre-mount (container's mount
+    namespace, nothing mounted yet), mount (everything mounted, before pivot_root), autodev
+    (after mount, when /dev is pyl's tmpfs). They still see the host's paths, as in LXC."""
+    from lxctools.runtime import rootfs
+    from lxctools.runtime.hooks import run_hooks
+    values = req.values
+    run_hooks(values, "pre-mount", name=req.name, config_file=req.config_file, extra_env=hook_env)
+    root_fd = rootfs.prepare_root(fs_plan)
+    try:
+        rootfs.mount_operations(fs_plan, root_fd, console_path=console_path, tty_paths=tty_paths)
+        run_hooks(values, "mount", name=req.name, config_file=req.config_file, extra_env=hook_env)
+        if str(values.get("lxc.autodev", "1")) not in ("0", "false"):
+            run_hooks(values, "autodev", name=req.name, config_file=req.config_file, extra_env=hook_env)
+        rootfs.switch_root(fs_plan, root_fd)
+    finally:
+        os.close(root_fd)
 
 
 def _preload_for_container(sec_plan: Any) -> None:

@@ -261,11 +261,12 @@ def test_hooks_run_with_lxc_environment(pyl, tmp_path):
     hook = tmp_path / "hook.sh"
     hook.write_text(f"#!/bin/sh\necho \"$3 $LXC_NAME $1\" >> {log}\n")
     hook.chmod(0o755)
-    pyl.ok("start", "-n", "c1", "-s", f"lxc.hook.pre-start={hook}", "-s", f"lxc.hook.post-stop={hook}",
-           "-s", f"lxc.hook.start-host={hook}")
+    hooks = ("pre-start", "pre-mount", "mount", "autodev", "start-host", "stop", "post-stop")
+    pyl.ok("start", "-n", "c1", *[a for h in hooks for a in ("-s", f"lxc.hook.{h}={hook}")])
     pyl.ok("stop", "-n", "c1", "-k")
     lines = log.read_text().splitlines()
-    assert lines == ["pre-start c1 c1", "start-host c1 c1", "post-stop c1 c1"]
+    assert lines == [f"{h} c1 c1" for h in ("pre-start", "pre-mount", "mount", "autodev", "start-host",
+                                            "stop", "post-stop")]
 
 
 def test_failing_hook_aborts_start(pyl, tmp_path):

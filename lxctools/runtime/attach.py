@@ -31,6 +31,10 @@ ATTACH_NAMESPACES = ("user", "cgroup", "ipc", "uts", "net", "pid", "mnt")
 NS_ALIASES = {"MOUNT": "mnt", "MNT": "mnt", "PID": "pid", "UTSNAME": "uts", "UTS": "uts", "IPC": "ipc",
               "USER": "user", "NETWORK": "net", "NET": "net", "CGROUP": "cgroup", "TIME": "time"}
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# <asm-generic/ioctls.h>: _IOW('T', 0x31, int) and _IOR('T', 0x30, unsigned int); the termios
+# module does not export them.
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
 
 
 @dataclass
@@ -226,8 +230,8 @@ def _grandchild(spec: AttachSpec, report: socket.socket, plan: Any) -> None:
     argv = spec.command or [passwd[1] if passwd else "/bin/sh"]
     if spec.pty:
         master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        fcntl.ioctl(master, termios.TIOCSPTLCK, b"\0\0\0\0")
-        number = int.from_bytes(fcntl.ioctl(master, termios.TIOCGPTN, b"\0\0\0\0"), "little")
+        fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+        number = int.from_bytes(fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"), "little")
         slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
         _send_fd(report, master)
         os.close(master)

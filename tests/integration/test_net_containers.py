@@ -1,0 +1,84 @@
+"""Real containers on pyl's default bridge (pylbr0, 10.0.7.0/24 unless /etc/default/pyl-net says
+otherwise): addresses at RUNNING, container <-> container and host, cleanup after stop and after
+the supervisor is killed. Traffic stays on pylbr0 between this host and its containers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from tests.conftest import requires_busybox, requires_root
+
+pytestmark = [requires_root, requires_busybox]
+
+
+def addr(pyl, name: str) -> str:
+    info = json.loads(pyl.ok("info", "-n", name, "--json").stdout)
+    assert info["ips"], info
+    return info["ips"][0]
+
+
+def host_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def test_two_containers_reach_each_other_and_the_host(pyl):
+    for name in ("n1", "n2"):
+        pyl.ok("create", "-n", name, "-t", "busybox")
+        pyl.ok("start", "-n", name)
+    a, b = addr(pyl, "n1"), addr(pyl, "n2")
+    assert a != b
+    # usable the moment start returned: no DHCP wait
+    r = pyl("attach", "-n", "n1", "--", "ping", "-c", "1", "-W", "3", b)
+    assert r.returncode == 0, r.stdout + r.stderr
+    gateway = pyl.ok("attach", "-n", "n1", "--", "ip", "route").stdout
+    assert "default via" in gateway
+    host = gateway.split("default via ")[1].split()[0]
+    assert pyl("attach", "-n", "n2", "--", "ping", "-c", "1", "-W", "3", host).returncode == 0
+    # a TCP echo through busybox nc, container to container
+    server = pyl.popen("attach", "-n", "n2", "--", "nc", "-l", "-p", "7777", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    # retry until the listener is up (bounded: 20 tries)
+    pyl.ok("attach", "-n", "n1", "--", "sh", "-c",
+           f"for i in $(seq 20); do echo hello-over-tcp | nc -w 2 {b} 7777 && exit 0; sleep 0.25; done; exit 1")
+    out, _ = server.communicate(timeout=10)
+    assert b"hello-over-tcp" in out
+    rows = {r["name"]: r for r in json.loads(pyl.ok("ls", "--json").stdout)}
+    assert rows["n1"]["ipv4"] == [a] and "eth0" in rows["n1"]["interface"]
+    info = pyl.ok("info", "-n", "n1").stdout
+    assert "Link:" in info and "TX bytes:" in info
+    before = host_links()
+    for name in ("n1", "n2"):
+        pyl.ok("stop", "-n", name, "-k")
+    gone = before - host_links()
+    assert len([g for g in gone if g.startswith("pyl")]) == 2  # both host veth ends removed
+
+
+def test_same_address_after_restart_and_supervisor_kill(pyl):
+    pyl.ok("create", "-n", "n1", "-t", "busybox")
+    pyl.ok("start", "-n", "n1")
+    first = addr(pyl, "n1")
+    links_running = host_links()
+    subprocess.run(["pkill", "-9", "-f", f"lxctools.monitor.daemon {pyl.lxcpath}"], check=False)
+    time.sleep(0.3)
+    pyl.ok("stop", "-n", "n1", "-k")       # a new supervisor adopts it and tears it down
+    leftover = {n for n in links_running - host_links()}
+    assert any(n.startswith("pyl") for n in leftover)  # the veth went away
+    pyl.ok("start", "-n", "n1")
+    assert addr(pyl, "n1") == first        # the lease is stable and was not duplicated
+    pyl.ok("stop", "-n", "n1", "-k")
+
+
+def test_static_address_and_bad_network_config(pyl, tmp_path):
+    pyl.ok("create", "-n", "s1", "-t", "busybox")
+    # -s on a multi-valued key appends, as in LXC: clear it first, then set the static address
+    pyl.ok("start", "-n", "s1", "-s", "lxc.net.0.ipv4.address=", "-s", "lxc.net.0.ipv4.address=10.0.7.33/24")
+    assert addr(pyl, "s1") == "10.0.7.33"
+    pyl.ok("stop", "-n", "s1", "-k")
+    r = pyl("start", "-n", "s1", "-s", "lxc.net.0.link=nosuchbridge9")
+    assert r.returncode != 0 and "nosuchbridge9" in r.stderr
+    r = pyl("start", "-n", "s1", "-s", "lxc.net.0.veth.pair=averyveryverylongname")
+    assert r.returncode == 78 and "15" in r.stderr
+    assert pyl.ok("info", "-n", "s1", "-s", "-H").stdout == "STOPPED\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 TYPE_CHECKING = False
 
 from lxctools.errors import (
-    AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
+    AlreadyExistsError, BusyError, NotFoundError, PylError, UsageError, WrongStateError,
 )
 from lxctools.locking import container_lock, try_flock
 from lxctools.names import validate_name

@@ -29,13 +29,10 @@ def run(args, ctx) -> int:
 
 def attach_console(ctx, container, *, tty: int, escape: str | None, until_stopped: bool) -> None:
     import os
-    import select
-    import signal
     import sys
-    import termios
-    import tty as ttymod
     from lxctools.errors import PylError
     from lxctools.monitor.client import connect
+    from lxctools.terminal import EscapeFilter, proxy
 
     prefix = escape_code(escape or "a")
     container.require_state("console")
@@ -46,70 +43,19 @@ def attach_console(ctx, container, *, tty: int, escape: str | None, until_stoppe
         raise PylError("the supervisor sent no terminal")
     master = fds[0]
     letter = chr(prefix + ord("a") - 1)
-    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
-    is_tty = os.isatty(stdin)
     if not until_stopped:
         sys.stderr.write(f"\nConnected to tty {reply['tty']}\n"
                          f"Type <Ctrl+{letter} q> to exit the console, <Ctrl+{letter} Ctrl+{letter}> "
                          f"to enter Ctrl+{letter} itself\n")
         sys.stderr.flush()
     if reply.get("backlog"):
-        os.write(stdout, reply["backlog"].encode())
-    saved = termios.tcgetattr(stdin) if is_tty else None
-
-    def resize(*_: object) -> None:
-        if is_tty:
-            import fcntl
-            size = fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(master, termios.TIOCSWINSZ, size)
-
-    old_winch = signal.signal(signal.SIGWINCH, resize)
+        os.write(1, reply["backlog"].encode())
+    # pyl-start -F keeps the console until the container stops: no escape key there.
+    escape_filter = None if until_stopped else EscapeFilter(prefix)
     try:
-        if is_tty:
-            ttymod.setraw(stdin)
-            resize()
-        escaped = False
-        stdin_open = True
-        while True:
-            watch = [master, conn.sock.fileno()] + ([stdin] if stdin_open else [])
-            try:
-                ready, _, _ = select.select(watch, [], [])
-            except InterruptedError:
-                continue
-            if master in ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    return  # the container side is gone (stopped)
-                os.write(stdout, data)
-            if conn.sock.fileno() in ready:
-                if not conn.reader.fill():
-                    return  # supervisor closed our connection
-            if stdin_open and stdin in ready:
-                data = os.read(stdin, 4096)
-                if not data:
-                    stdin_open = False
-                    continue
-                out = bytearray()
-                for byte in data:
-                    if escaped:
-                        escaped = False
-                        if byte == ord("q"):
-                            if out:
-                                os.write(master, bytes(out))
-                            return
-                        out.append(byte)
-                    elif byte == prefix and not until_stopped:
-                        escaped = True
-                    else:
-                        out.append(byte)
-                if out:
-                    os.write(master, bytes(out))
+        proxy(master, control=conn.sock.fileno(), on_control=conn.reader.fill, filter_input=escape_filter)
+        if escape_filter is not None and escape_filter.pending:
+            os.write(master, escape_filter.pending)
     finally:
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-        signal.signal(signal.SIGWINCH, old_winch)
         os.close(master)
         conn.close()

@@ -52,66 +52,27 @@ def attach(layout, request: dict, *, pty: bool, pty_log: str | None) -> int:
 
 def _proxy_pty(master: int, conn, pty_log: str | None) -> int | None:
     """Terminal <-> pty until the command's side closes; returns the exit status if it came."""
-    import fcntl
-    import select
-    import termios
-    import tty
     from lxctools.monitor.client import check
-    stdin, stdout = 0, 1
-    is_tty = os.isatty(stdin)
-    saved = termios.tcgetattr(stdin) if is_tty else None
+    from lxctools.terminal import proxy
     log_fd = os.open(pty_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600) if pty_log else None
     status: int | None = None
 
-    def resize(*_: object) -> None:
-        if is_tty:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(stdin, termios.TIOCGWINSZ, b"\0" * 8))
+    def on_control() -> bool:
+        nonlocal status
+        if not conn.reader.fill():
+            raise PylError("lost the supervisor while the command ran")
+        while (event := conn.reader.next_message()) is not None:
+            event = check(event)
+            if event.get("event") == "exit":
+                status = int(event["status"])
+            elif event.get("event") == "error":
+                os.write(2, f"pyl-attach: {event['error']}\n".encode())
+        return True
 
-    old_winch = signal.signal(signal.SIGWINCH, resize)
     try:
-        if is_tty:
-            tty.setraw(stdin)
-            resize()
-        stdin_open = True
-        sock = conn.sock.fileno()
-        while True:
-            watch = [master, sock] + ([stdin] if stdin_open else [])
-            try:
-                ready, _, _ = select.select(watch, [], [])
-            except InterruptedError:
-                continue
-            if master in ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    break
-                os.write(stdout, data)
-                if log_fd is not None:
-                    os.write(log_fd, data)
-            if sock in ready:
-                if not conn.reader.fill():
-                    raise PylError("lost the supervisor while the command ran")
-                while (event := conn.reader.next_message()) is not None:
-                    event = check(event)
-                    if event.get("event") == "exit":
-                        status = int(event["status"])
-                    elif event.get("event") == "error":
-                        os.write(2, f"pyl-attach: {event['error']}\n".encode())
-            if stdin_open and stdin in ready:
-                data = os.read(stdin, 4096)
-                if not data:
-                    stdin_open = False
-                    os.write(master, b"\x04")  # EOF through the line discipline
-                    continue
-                os.write(master, data)
-                if log_fd is not None:
-                    os.write(log_fd, data)
+        # EOF on our stdin becomes ^D through the pty's line discipline
+        proxy(master, control=conn.sock.fileno(), on_control=on_control, log_fd=log_fd, eof_to_master=b"\x04")
     finally:
-        if saved is not None:
-            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
-        signal.signal(signal.SIGWINCH, old_winch)
         os.close(master)
         if log_fd is not None:
             os.close(log_fd)

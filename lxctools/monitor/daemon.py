@@ -15,7 +15,6 @@ start time) or cleans up after those that died meanwhile. Consoles are lost in t
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import selectors
@@ -389,7 +388,7 @@ class Supervisor:
         self._broadcast_state(name, State.STARTING)
         try:
             started = start_container(req)
-        except PylError as err:
+        except PylError:
             os.close(lock_fd)
             self._broadcast_state(name, State.ABORTING)
             self._broadcast_state(name, State.STOPPING)
@@ -879,7 +878,6 @@ class Supervisor:
         self._broadcast_state(sup.name, State.STOPPED)
 
     def _restart(self, sup: Supervised) -> None:
-        from lxctools.runtime.start import StartRequest, start_container
         msg = {"op": "start", "name": sup.name, "config_file": sup.config_file, "values": sup.values}
         try:
             from lxctools.config.model import ContainerConfig

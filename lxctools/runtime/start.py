@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from lxctools.errors import ConfigError, PylError, StartError
+from lxctools.errors import PylError, StartError
 from lxctools.kernel import ns
 from lxctools.log import log
 
@@ -297,7 +297,7 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         ns.sethostname(str(uts))
         console_path = os.ttyname(console_slave)
         tty_paths = [os.ttyname(fd) for fd in tty_slaves]
-        from lxctools.runtime import rootfs, security
+        from lxctools.runtime import security
         from lxctools.runtime.procsetup import apply_proc_settings, apply_prlimits, apply_sysctls
         apply_prlimits(values)
         # Before the rootfs: the container's /proc/sys is read-only once mounted. /proc here is

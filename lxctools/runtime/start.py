@@ -112,6 +112,7 @@ def start_container(req: StartRequest) -> Started:
     tty_count = int(values.get("lxc.tty.max") or 0)
 
     # Plans: pure, so every config error surfaces here, before anything is created.
+    log.debug("start", f"{req.name}: planning")
     cg_layout = cgroups.detect_layout()
     cg_plan = cgroups.plan_cgroup(values, name=req.name, layout=cg_layout)
     fs_plan = rootfs.plan_rootfs(values, rootfs=raw_rootfs, tty_count=tty_count,
@@ -137,7 +138,9 @@ def start_container(req: StartRequest) -> Started:
     try:
         from lxctools.runtime.hooks import run_hooks
         run_hooks(values, "pre-start", name=req.name, config_file=req.config_file, extra_env=hook_env_base)
+        log.debug("start", f"{req.name}: creating cgroup")
         cg_plan = _create_cgroup(cgroups, values, req.name, cg_layout)
+        log.debug("start", f"{req.name}: forking")
         created_cgroup = True
         keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs)}
         if req.stdio:
@@ -156,14 +159,17 @@ def start_container(req: StartRequest) -> Started:
         if not line.startswith("pid "):
             raise StartError(line.removeprefix("error ") or "container setup failed before its init started")
         pid = int(line.split()[1])
+        log.debug("start", f"{req.name}: init is {pid}; host network")
         if net_plans:
             from lxctools.runtime import net
             net_state = net.setup_host(net_plans, pid, lxcpath=Path(req.lxcpath))
         parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
+        log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
         # hooks run now, between the container's setup and its init, as in LXC.
         line = reader.readline().decode().strip()
         if line == "ready":
+            log.debug("start", f"{req.name}: setup done, start-host hooks, exec")
             run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
                       extra_env={**hook_env_base, "LXC_PID": str(pid)})
             parent_sock.sendall(b"exec\n")

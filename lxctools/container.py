@@ -83,6 +83,8 @@ class Container:
         from lxctools.state import ALLOWED
         rs = rs or self.runstate()
         if rs.state not in ALLOWED[operation]:
+            if rs.state is State.STOPPED and not self.is_defined():
+                raise NotFoundError(f"cannot {operation}: container does not exist in {self.layout.lxcpath}")
             raise WrongStateError(f"cannot {operation}: container is {rs.state}")
         return rs
 

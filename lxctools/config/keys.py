@@ -137,7 +137,7 @@ KEYS: tuple[KeySpec, ...] = (
     _k("lxc.log.syslog", v.syslog_facility, "syslog facility for the log", completions=v.SYSLOG_FACILITIES),
     _bool("lxc.start.auto", "1 = start with pyl-autostart"),
     _uint("lxc.start.delay", "seconds to wait after autostarting this container", default="0"),
-    _k("lxc.start.order", v.integer(), "autostart sort key (higher first)", default="0", kind="int"),
+    _k("lxc.start.order", v.integer(), "autostart sort key (lower first)", default="0", kind="int"),
     _k("lxc.group", v.no_space, "autostart group membership", multi=True, completions=("onboot",)),
     # --- cgroups (exact names win over the lxc.cgroup.<file> pattern) ---
     _k("lxc.cgroup.dir", v.any_value, "cgroup path of the container, below the caller's cgroup"),

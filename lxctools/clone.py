@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from lxctools.container import Container, _remove_tree
+from lxctools.container import Container, remove_tree
 from lxctools.errors import (
     AlreadyExistsError, NotFoundError, PylError, UsageError, WrongStateError,
 )
@@ -567,7 +567,7 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
                                      lambda: _unregister_clone(*registered))
                 except PylError:
                     pass
-            _remove_tree(dest.dir, dest.layout.lxcpath)
+            remove_tree(dest.dir, dest.layout.lxcpath)
             raise
         finally:
             os.close(marker_fd)
@@ -806,7 +806,7 @@ def _restore_in_place(container: Container, snapshot: Container) -> None:
     old = container.dir / ".restore-old"
     for leftover in (staging, old):
         if leftover.exists():
-            _remove_tree(leftover, container.dir)
+            remove_tree(leftover, container.dir)
     staging.mkdir(mode=0o770)
     try:
         cfg = snapshot.load_config()
@@ -815,7 +815,7 @@ def _restore_in_place(container: Container, snapshot: Container) -> None:
         (staging / "ts").unlink(missing_ok=True)
         (staging / "comment").unlink(missing_ok=True)
     except BaseException:
-        _remove_tree(staging, container.dir)
+        remove_tree(staging, container.dir)
         raise
     old.mkdir(mode=0o700)
     for entry in os.listdir(container.dir):
@@ -824,7 +824,7 @@ def _restore_in_place(container: Container, snapshot: Container) -> None:
     for entry in os.listdir(staging):
         os.rename(staging / entry, container.dir / entry)
     staging.rmdir()
-    _remove_tree(old, container.dir)
+    remove_tree(old, container.dir)
 
 
 def destroy_snapshot(container: Container, snap: str) -> list[str]:

@@ -102,7 +102,7 @@ class Container:
             return  # a pyl-create is still at work
         try:
             if marker.exists():
-                _remove_tree(self.dir, self.layout.lxcpath)
+                remove_tree(self.dir, self.layout.lxcpath)
         finally:
             os.close(fd)
 
@@ -165,7 +165,7 @@ class Container:
                 lxc_config.unlink()
                 os.unlink(self.dir / PARTIAL_MARKER)
             except BaseException:
-                _remove_tree(self.dir, self.layout.lxcpath)
+                remove_tree(self.dir, self.layout.lxcpath)
                 if created_rootfs is not None and rootfs_dir:
                     import shutil
                     shutil.rmtree(created_rootfs, ignore_errors=True)
@@ -212,11 +212,11 @@ class Container:
             managed = values.get("lxc.rootfs.managed", "1") != "0"
             self._release_dependency(values)
             if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
-                _remove_tree(rootfs, rootfs.parent)
+                remove_tree(rootfs, rootfs.parent)
             elif not managed and rootfs is not None and _is_inside(rootfs, self.dir):
                 raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
                                "refusing to delete it")
-            _remove_tree(self.dir, self.layout.lxcpath)
+            remove_tree(self.dir, self.layout.lxcpath)
 
     def _destroy_dependents(self, dependents: Path) -> None:
         lines = dependents.read_text().split("\n")
@@ -453,7 +453,7 @@ def _mounts_under(path: Path) -> list[str]:
     return found
 
 
-def _remove_tree(path: Path, must_be_under: Path) -> None:
+def remove_tree(path: Path, must_be_under: Path) -> None:
     """Delete path without ever following a symlink out of it or descending into a mount."""
     if path.is_symlink():
         path.unlink()

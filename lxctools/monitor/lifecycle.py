@@ -1,0 +1,359 @@
+"""The supervisor's container lifecycle: start, stop, freeze, reboot, exits, teardown, and
+adopting containers whose previous supervisor died. A mixin of Supervisor (daemon.py), which
+owns the event loop, the clients and the state broadcasts these methods use."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+
+from lxctools.errors import PylError, WrongStateError
+from lxctools.locking import try_flock
+from lxctools.log import log
+from lxctools.monitor.records import Client, NullClient, Supervised, signal_number
+from lxctools.state import State, read_json
+
+
+class LifecycleOps:
+    def adopt_orphans(self) -> None:
+        state_dir = self.layout.path_rundir / "state"
+        if not state_dir.is_dir():
+            return
+        from lxctools.runstate import process_starttime
+        for path in state_dir.glob("*.json"):
+            name = path.stem
+            record = read_json(path)
+            lock_fd = try_flock(self.layout.running_lock_file(name))
+            if lock_fd is None or record is None:
+                if lock_fd is not None:
+                    os.close(lock_fd)
+                continue
+            pid, start = record.get("pid"), record.get("starttime")
+            alive = bool(pid) and process_starttime(pid) == start
+            sup = self._supervised_from_record(name, record, lock_fd)
+            if alive and sup is not None:
+                try:
+                    from lxctools.kernel.ns import pidfd_open
+                    sup.pidfd = pidfd_open(pid)
+                except PylError:
+                    alive = False
+            if alive and sup is not None:
+                sup.adopted = True
+                self.containers[name] = sup
+                self.by_pid[pid] = sup
+                self.sel.register(sup.pidfd, selectors.EVENT_READ, ("pidfd", sup))
+                log.info("monitor", f"adopted {name} (pid {pid})")
+            else:
+                log.info("monitor", f"cleaning up after {name}, which died while unsupervised")
+                if sup is not None:
+                    self._teardown(sup)
+                else:
+                    path.unlink(missing_ok=True)
+                    os.close(lock_fd)
+
+    def _supervised_from_record(self, name: str, record: dict, lock_fd: int) -> Supervised | None:
+        from lxctools.runtime import cgroups
+        try:
+            cg_plan = cgroups.plan_from_existing(name, cgroups.detect_layout(), pid=record.get("pid"))
+        except Exception as err:  # a broken record must not keep the supervisor from starting
+            log.error("monitor", f"{name}: cannot rebuild cgroup paths: {err}")
+            cg_plan = None
+        net_state = record.get("net")
+        if net_state is not None:
+            import json
+            from lxctools.runtime import net
+            try:
+                net_state = net.HostNetState.from_json(json.dumps(net_state))
+            except (TypeError, KeyError, ValueError) as err:
+                log.error("monitor", f"{name}: unreadable network state ({err}); host links may remain")
+                net_state = None
+        return Supervised(name=name, pid=record.get("pid") or 0, starttime=record.get("starttime") or 0,
+                          state=State(record.get("state", "RUNNING")), values=record.get("values", {}),
+                          config_file=record.get("config_file", ""), cgroup_plan=cg_plan, net_plans=(),
+                          net_state=net_state, running_lock=lock_fd,
+                          ephemeral=record.get("ephemeral", False))
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    def op_start(self, client: Client, msg: dict, fds: list[int]) -> None:
+        from lxctools.runtime.start import StartRequest, start_container
+        name = msg["name"]
+        if name in self.containers:
+            sup = self.containers[name]
+            self._reply(client, {"ok": True, "already": True, "state": sup.state, "pid": sup.pid})
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+            return
+        values = msg.get("values")
+        if values is None:
+            from lxctools.config.model import ContainerConfig
+            cfg = ContainerConfig.load(msg["config_file"])
+            if msg.get("overrides"):
+                cfg.apply_overrides(msg["overrides"])
+            values = msg["values"] = cfg.values(concrete_hwaddr=True)
+        lock_fd = try_flock(self.layout.running_lock_file(name))
+        if lock_fd is None:
+            raise WrongStateError("cannot start: another supervisor holds this container")
+        app = bool(msg.get("app_container"))
+        stdio = tuple(fds[:3]) if app and len(fds) >= 3 else None
+        req = StartRequest(name=name, lxcpath=str(self.layout.lxcpath), config_file=msg["config_file"],
+                           values=msg["values"], command=msg.get("command"), app_container=app,
+                           stdio=stdio, default_bridge=msg.get("default_bridge", "pylbr0"))
+        self._broadcast_state(name, State.STARTING)
+        try:
+            started = start_container(req)
+        except PylError:
+            os.close(lock_fd)
+            self._broadcast_state(name, State.ABORTING)
+            self._broadcast_state(name, State.STOPPING)
+            self._broadcast_state(name, State.STOPPED)
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+            fds.clear()  # closed: the dispatcher must not close them again on error
+        sup = Supervised(name=name, pid=started.pid, starttime=started.starttime, state=State.RUNNING,
+                         values=msg["values"], config_file=msg["config_file"],
+                         cgroup_plan=started.cgroup_plan, net_plans=started.net_plans,
+                         net_state=started.net_state, running_lock=lock_fd,
+                         console_master=started.console_master, tty_masters=started.tty_masters,
+                         ephemeral=str(msg["values"].get("lxc.ephemeral", "0")) == "1")
+        self.containers[name] = sup
+        self.by_pid[sup.pid] = sup
+        self._open_console_log(sup)
+        for master in [sup.console_master, *sup.tty_masters]:
+            if master is not None:
+                os.set_blocking(master, False)
+                self.sel.register(master, selectors.EVENT_READ, ("console", sup))
+        if app:
+            sup.exec_client = client
+            client.on_close.append(lambda: self._exec_client_left(sup))
+        self._save(sup)
+        self._broadcast_state(name, State.RUNNING)
+        self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid})
+        # The init may already have died (a fast pyl-execute command): reap now.
+        self._reap()
+
+    def _exec_client_left(self, sup: Supervised) -> None:
+        if sup.exec_client is not None and sup.name in self.containers:
+            sup.exec_client = None
+
+    def op_signal(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """Forward a signal to a container's init (pyl-execute passes Ctrl-C on)."""
+        sup = self._require(msg["name"], "stop")
+        self._send_signal(sup, int(msg["signal"]))
+        if not msg.get("quiet"):
+            self._reply(client, {"ok": True})
+
+    def op_stop(self, client: Client, msg: dict, fds: list[int]) -> None:
+        name = msg["name"]
+        sup = self.containers.get(name)
+        if sup is None:
+            self._reply(client, {"ok": False, "code": 2, "error": "is not running"})
+            return
+        if msg.get("reboot"):
+            sup.reboot = True
+            self._send_signal(sup, signal_number(sup.values.get("lxc.signal.reboot"), signal.SIGINT))
+            self._reply(client, {"ok": True})
+            return
+        if not msg.get("nowait"):
+            sup.stop_waiters.append(client)
+        if sup.state is State.FROZEN or sup.state is State.FREEZING:
+            # a frozen init cannot handle a halt signal: thaw so shutdown (or SIGKILL) can proceed
+            self._thaw(sup, announce=False)
+        if msg.get("kill"):
+            self._hard_kill(sup)
+        else:
+            timeout = float(msg.get("timeout", 60))
+            self._send_signal(sup, signal_number(sup.values.get("lxc.signal.halt"), signal.SIGPWR))
+            if timeout >= 0:
+                deadline = time.monotonic() + timeout
+                if sup.stop_deadline is None or deadline < sup.stop_deadline:
+                    sup.stop_deadline = deadline
+                    sup.stop_kill_sent = False
+                sup.stop_nokill = bool(msg.get("nokill"))  # type: ignore[attr-defined]
+        if msg.get("nowait"):
+            self._reply(client, {"ok": True})
+
+    def op_freeze(self, client: Client, msg: dict, fds: list[int]) -> None:
+        from lxctools.runtime import cgroups
+        sup = self._require(msg["name"], "freeze")
+        if sup.state is not State.FROZEN:
+            self._set_state(sup, State.FREEZING)
+            try:
+                cgroups.freeze(sup.cgroup_plan, timeout=float(msg.get("timeout", 10)))
+            except PylError:
+                cgroups.thaw(sup.cgroup_plan)
+                self._set_state(sup, State.RUNNING)
+                raise
+            self._set_state(sup, State.FROZEN)
+        self._reply(client, {"ok": True, "state": "FROZEN"})
+
+    def op_unfreeze(self, client: Client, msg: dict, fds: list[int]) -> None:
+        sup = self.containers.get(msg["name"])
+        if sup is None:
+            raise WrongStateError("cannot unfreeze: container is STOPPED")
+        if sup.state in (State.FROZEN, State.FREEZING):
+            self._thaw(sup, announce=True)
+        self._reply(client, {"ok": True, "state": str(sup.state)})
+
+    def _thaw(self, sup: Supervised, announce: bool) -> None:
+        from lxctools.runtime import cgroups
+        cgroups.thaw(sup.cgroup_plan)
+        if announce:
+            self._set_state(sup, State.THAWED)
+        self._set_state(sup, State.RUNNING)
+
+    def _send_signal(self, sup: Supervised, signum: int) -> None:
+        try:
+            if sup.pidfd is not None:
+                from lxctools.kernel.ns import pidfd_send_signal
+                pidfd_send_signal(sup.pidfd, signum)
+            else:
+                os.kill(sup.pid, signum)  # our child: its PID cannot be reused before we reap it
+        except (ProcessLookupError, PylError):
+            pass
+
+    def _hard_kill(self, sup: Supervised) -> None:
+        if getattr(sup, "stop_nokill", False):
+            sup.stop_kill_sent = True
+            for client in sup.stop_waiters:
+                self._reply(client, {"ok": False, "code": 76, "error": "timed out waiting for the container to stop"})
+            sup.stop_waiters.clear()
+            sup.stop_deadline = None
+            return
+        sup.stop_kill_sent = True
+        sup.stop_deadline = None
+        self._return_phys(sup)
+        from lxctools.runtime import cgroups
+        stop_signal = signal_number(sup.values.get("lxc.signal.stop"), signal.SIGKILL)
+        self._send_signal(sup, stop_signal)
+        if sup.cgroup_plan is not None and stop_signal == signal.SIGKILL:
+            try:
+                cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL)
+            except PylError as err:
+                log.error("monitor", f"{sup.name}: kill: {err}")
+
+    def _return_phys(self, sup: Supervised) -> None:
+        """Give host interfaces moved in with type phys back under their own names while the
+        container's netns still exists (once it dies the kernel returns them as devN)."""
+        if not any(getattr(p, "type", None) == "phys" for p in sup.net_plans):
+            return
+        try:
+            from lxctools.runtime import net
+            net.return_phys(sup.net_plans, sup.pid)
+        except Exception as err:
+            log.error("monitor", f"{sup.name}: returning phys interfaces: {err}")
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            sup = self.by_pid.get(pid)
+            if sup is not None:
+                self._init_exited(sup, os.waitstatus_to_exitcode(status))
+            session = self.attached.pop(pid, None)
+            if session is not None:
+                self._attach_exited(session, os.waitstatus_to_exitcode(status))
+
+    def _pidfd_readable(self, sup: Supervised) -> None:
+        # An adopted init is not our child: its exit status is not ours to collect.
+        if sup.pidfd is not None:
+            try:
+                self.sel.unregister(sup.pidfd)
+            except (KeyError, ValueError):
+                pass
+        if sup.name in self.containers:
+            self._init_exited(sup, None)
+
+    def _init_exited(self, sup: Supervised, code: int | None) -> None:
+        sup.exit_status = code
+        if code is not None:
+            shown = code if code >= 0 else 128 - code
+            self._broadcast({"event": "exit", "name": sup.name, "status": shown})
+        # busybox/systemd reboot inside a PID namespace: the kernel kills init with SIGHUP.
+        reboot = sup.reboot or code == -signal.SIGHUP
+        if sup.stop_waiters or sup.stop_deadline is not None:
+            reboot = sup.reboot
+        self._set_state(sup, State.STOPPING)
+        self._teardown(sup)
+        if sup.exec_client is not None:
+            status = 0 if code is None else (code if code >= 0 else 128 - code)
+            self._reply(sup.exec_client, {"event": "exit", "status": status})
+        for client in sup.stop_waiters:
+            self._reply(client, {"ok": True, "state": "STOPPED"})
+        sup.stop_waiters.clear()
+        if sup.ephemeral and not reboot:
+            self._destroy_ephemeral(sup)
+        elif reboot:
+            self._restart(sup)
+
+    def _teardown(self, sup: Supervised) -> None:
+        """Remove everything the container owned. Each step runs even if an earlier one failed:
+        a half-done teardown would leave a busy-looping pidfd or a stale state file behind."""
+        from lxctools.runtime import cgroups
+        from lxctools.runtime.hooks import run_hooks
+        self.containers.pop(sup.name, None)
+        self.by_pid.pop(sup.pid, None)
+        if sup.cgroup_plan is not None:
+            try:
+                cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL)
+                cgroups.destroy(sup.cgroup_plan)
+            except Exception as err:
+                log.error("monitor", f"{sup.name}: cgroup cleanup: {err}")
+        if sup.net_state is not None:
+            try:
+                from lxctools.runtime import net
+                net.teardown(sup.net_state)
+            except Exception as err:
+                log.error("monitor", f"{sup.name}: network cleanup: {err}")
+        if sup.netinfo_sock is not None:
+            sup.netinfo_sock.close()
+            sup.netinfo_sock = None
+        for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
+            if fd is not None:
+                try:
+                    self.sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for hook in ("stop", "post-stop"):
+            try:
+                run_hooks(sup.values, hook, name=sup.name, config_file=sup.config_file,
+                          extra_env={"LXC_TARGET": "reboot" if sup.reboot else "stop"})
+            except Exception as err:
+                log.error("monitor", f"{sup.name}: {err}")
+        self.layout.state_file(sup.name).unlink(missing_ok=True)
+        os.close(sup.running_lock)
+        self._broadcast_state(sup.name, State.STOPPED)
+
+    def _restart(self, sup: Supervised) -> None:
+        msg = {"op": "start", "name": sup.name, "config_file": sup.config_file, "values": sup.values}
+        try:
+            from lxctools.config.model import ContainerConfig
+            msg["values"] = ContainerConfig.load(sup.config_file).values(concrete_hwaddr=True)
+        except Exception as err:
+            log.error("monitor", f"{sup.name}: reboot: reloading config failed ({err}); using the old one")
+        try:
+            self.op_start(NullClient(), msg, [])  # type: ignore[arg-type]
+        except PylError as err:
+            log.error("monitor", f"{sup.name}: reboot failed: {err}")
+
+    def _destroy_ephemeral(self, sup: Supervised) -> None:
+        """lxc.ephemeral = 1: the container goes away once stopped, as a destroy would do it
+        (its source's lxc_snapshots entry is released too)."""
+        from lxctools.container import Container
+        try:
+            Container(sup.name, self.layout).destroy(force=True)
+        except Exception as err:
+            log.error("monitor", f"{sup.name}: removing ephemeral container: {err}")

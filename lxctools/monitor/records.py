@@ -1,0 +1,96 @@
+"""What the supervisor keeps about its clients, waiters, attach sessions and containers."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from lxctools.monitor import protocol
+from lxctools.state import State
+
+RING_SIZE = 128 * 1024   # console scrollback kept per container
+
+
+@dataclass(eq=False)
+class Client:
+    sock: socket.socket
+    reader: protocol.Reader
+    subscribed: re.Pattern | None = None
+    closed: bool = False
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass
+class Waiter:
+    client: Client
+    name: str
+    states: frozenset[State]
+    deadline: float | None
+    reply: dict[str, Any] | None = None
+
+
+@dataclass(eq=False)
+class AttachSession:
+    """One pyl-attach: the child the supervisor forked and the caller waiting for it."""
+    client: Client
+    child: int
+    report: socket.socket
+    buffer: bytes = b""
+
+
+@dataclass(eq=False)
+class Supervised:
+    name: str
+    pid: int
+    starttime: int
+    state: State
+    values: dict[str, Any]
+    config_file: str
+    cgroup_plan: Any
+    net_plans: tuple
+    net_state: Any
+    running_lock: int
+    console_master: int | None = None
+    tty_masters: list[int] = field(default_factory=list)
+    ring: deque = field(default_factory=lambda: deque())
+    ring_bytes: int = 0
+    console_log: int | None = None
+    pidfd: int | None = None          # only for adopted containers (not our children)
+    adopted: bool = False
+    stop_deadline: float | None = None
+    stop_kill_sent: bool = False
+    stop_waiters: list[Client] = field(default_factory=list)
+    reboot: bool = False
+    exec_client: Client | None = None
+    attached_ttys: set[int] = field(default_factory=set)
+    exit_status: int | None = None
+    ephemeral: bool = False
+    security_plan: Any = None
+    netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns
+
+
+class NullClient:
+    closed = True
+    on_close: list = []
+
+
+def signal_number(value: object, default: int) -> int:
+    if value in (None, ""):
+        return int(default)
+    text = str(value).strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    if text.startswith("SIGRTMIN+"):
+        return signal.SIGRTMIN + int(text[9:])
+    if text.startswith("SIGRTMAX-"):
+        return signal.SIGRTMAX - int(text[9:])
+    try:
+        return int(getattr(signal, text))
+    except AttributeError:
+        return int(default)

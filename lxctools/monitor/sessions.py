@@ -1,0 +1,209 @@
+"""The supervisor's sessions with running containers: consoles (pty masters handed to
+pyl-console), attached processes (forked here, stdio from pyl-attach), and the live view of
+state, statistics and interfaces for pyl-info / pyl-ls. A mixin of Supervisor (daemon.py)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+from typing import Any
+
+from lxctools.errors import PylError, WrongStateError
+from lxctools.log import log
+from lxctools.monitor.records import RING_SIZE, AttachSession, Client, Supervised
+
+
+class SessionOps:
+    def op_console(self, client: Client, msg: dict, fds: list[int]) -> None:
+        sup = self._require(msg["name"], "console")
+        tty = int(msg.get("tty", -1))
+        masters = [sup.console_master, *sup.tty_masters]
+        if tty == -1:
+            free = [i for i in range(1, len(masters)) if i not in sup.attached_ttys]
+            tty = free[0] if free else 0
+        if tty < 0 or tty >= len(masters) or masters[tty] is None:
+            raise WrongStateError(f"tty {tty} does not exist (lxc.tty.max = {len(masters) - 1}; 0 is the console)")
+        if tty in sup.attached_ttys:
+            raise PylError(f"tty {tty} is already in use by another pyl-console")
+        master = masters[tty]
+        sup.attached_ttys.add(tty)
+        try:
+            self.sel.unregister(master)
+        except (KeyError, ValueError):
+            pass
+        backlog = b"".join(sup.ring) if tty == 0 else b""
+
+        def release() -> None:
+            sup.attached_ttys.discard(tty)
+            if sup.name in self.containers and master is not None:
+                try:
+                    self.sel.register(master, selectors.EVENT_READ, ("console", sup))
+                except (KeyError, ValueError, OSError):
+                    pass
+
+        client.on_close.append(release)
+        self._reply(client, {"ok": True, "tty": tty, "backlog": backlog.decode(errors="replace")[-4096:]},
+                    fds=[master])
+
+    def _open_console_log(self, sup: Supervised) -> None:
+        path = sup.values.get("lxc.console.logfile")
+        if path:
+            try:
+                sup.console_log = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as err:
+                log.error("monitor", f"{sup.name}: cannot open console log {path}: {err.strerror}")
+
+    def _console_readable(self, sup: Supervised, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the slave side is closed (no one in the container holds it)
+            data = b""
+        if not data:
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            return
+        if fd != sup.console_master:
+            return  # tty output nobody is attached to: dropped (gettys redraw their prompt)
+        sup.ring.append(data)
+        sup.ring_bytes += len(data)
+        while sup.ring_bytes > RING_SIZE and sup.ring:
+            sup.ring_bytes -= len(sup.ring.popleft())
+        if sup.console_log is not None:
+            try:
+                os.write(sup.console_log, data)
+            except OSError:
+                pass
+
+    # ---- signals, exits, teardown --------------------------------------------------------------
+
+    def op_netinfo(self, client: Client, msg: dict, fds: list[int]) -> None:
+        result: dict[str, Any] = {}
+        for name in msg.get("names") or list(self.containers):
+            sup = self.containers.get(name)
+            if sup is None:
+                continue
+            try:
+                result[name] = self._interfaces(sup)
+            except (PylError, OSError) as err:
+                result[name] = {"error": str(err)}
+        self._reply(client, {"ok": True, "containers": result})
+
+    def op_info(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """State, init PID, cgroup statistics and interfaces of running containers, in one
+        round trip: pyl-info and pyl-ls --fancy ask here instead of importing the cgroup and
+        netlink code themselves (the supervisor has it loaded already)."""
+        from dataclasses import asdict
+        from lxctools.runtime import cgroups
+        names = msg.get("names") or sorted(self.containers)
+        result: dict[str, Any] = {}
+        for name in names:
+            sup = self.containers.get(name)
+            if sup is None:
+                continue
+            entry: dict[str, Any] = {"state": str(sup.state), "pid": sup.pid}
+            if msg.get("stats", True) and sup.cgroup_plan is not None:
+                try:
+                    entry["stats"] = asdict(cgroups.stats(sup.cgroup_plan))
+                except (PylError, OSError) as err:
+                    entry["stats_error"] = str(err)
+            if msg.get("net", True):
+                try:
+                    entry["interfaces"] = self._interfaces(sup)
+                except (PylError, OSError) as err:
+                    entry["net_error"] = str(err)
+            result[name] = entry
+        self._reply(client, {"ok": True, "containers": result})
+
+    def _interfaces(self, sup: Supervised) -> list[dict]:
+        from lxctools.runtime import netinfo
+        for attempt in (1, 2):
+            if sup.netinfo_sock is None:
+                sup.netinfo_sock = netinfo.open_socket_in(sup.pid)
+            try:
+                return netinfo.interfaces(sup.netinfo_sock)
+            except (OSError, PylError):
+                sup.netinfo_sock.close()
+                sup.netinfo_sock = None
+                if attempt == 2:
+                    raise
+        return []
+
+    def op_attach(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """Fork the attach child here, where the cgroup, security plan and imports are ready,
+        with the caller's stdio (or a pty made inside the container, sent back to the caller)."""
+        from lxctools.runtime.attach import ATTACH_NAMESPACES, AttachSpec, spawn_attached
+        sup = self._require(msg["name"], "attach")
+        elevated = frozenset(msg.get("elevated") or ())
+        pty = bool(msg.get("pty"))
+        if not pty and len(fds) < 3:
+            raise PylError("attach needs the caller's stdin, stdout and stderr")
+        if sup.security_plan is None:
+            from lxctools.runtime import security
+            sup.security_plan = security.plan_security(sup.values)
+        spec = AttachSpec(
+            pid=sup.pid, values=sup.values, command=msg.get("command") or None,
+            namespaces=tuple(msg.get("namespaces") or ATTACH_NAMESPACES), elevated=elevated,
+            uid=msg.get("uid"), gid=msg.get("gid"), env=msg.get("env") or {},
+            clear_env=bool(msg.get("clear_env", True)), keep_vars=tuple(msg.get("keep_vars") or ()),
+            cwd=msg.get("cwd"), pty=pty, cgroup_plan=None if "CGROUP" in elevated else sup.cgroup_plan,
+            caller_env=msg.get("caller_env") or {}, stdio=None if pty else (fds[0], fds[1], fds[2]),
+            security_plan=sup.security_plan)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            child = spawn_attached(spec, theirs)
+        finally:
+            theirs.close()
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+        session = AttachSession(client=client, child=child, report=ours)
+        self.attached[child] = session
+        ours.setblocking(False)
+        self.sel.register(ours, selectors.EVENT_READ, ("attach", session))
+
+    def _attach_report(self, session: AttachSession) -> None:
+        """Relay what the attach child says: its command's PID, a pty master, or an error."""
+        try:
+            data, anc, _flags, _addr = session.report.recvmsg(4096, socket.CMSG_SPACE(4))
+        except BlockingIOError:
+            return
+        except OSError:
+            data, anc = b"", []
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                import array
+                fd = array.array("i", payload[:4])[0]
+                self._reply(session.client, {"event": "pty"}, fds=[fd])
+                os.close(fd)
+        if not data:
+            try:
+                self.sel.unregister(session.report)
+            except (KeyError, ValueError):
+                pass
+            session.report.close()
+            return
+        session.buffer += data
+        while b"\n" in session.buffer:
+            line, _, session.buffer = session.buffer.partition(b"\n")
+            text = line.decode(errors="replace")
+            if text.startswith("pid "):
+                self._reply(session.client, {"event": "started", "pid": int(text.split()[1])})
+            elif text.startswith("error "):
+                self._reply(session.client, {"event": "error", "error": text[6:]})
+
+    def _attach_exited(self, session: AttachSession, code: int) -> None:
+        # Relay what the report socket still holds (an error line) before the exit status.
+        if session.report.fileno() != -1:
+            self._attach_report(session)
+            if session.report.fileno() != -1:
+                try:
+                    self.sel.unregister(session.report)
+                except (KeyError, ValueError):
+                    pass
+                session.report.close()
+        self._reply(session.client, {"event": "exit", "status": 128 - code if code < 0 else code})

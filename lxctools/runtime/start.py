@@ -12,13 +12,11 @@ Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; superv
 
 from __future__ import annotations
 
-import fcntl  # noqa: F401  (imported before pivot_root: the host's stdlib is out of reach after it)
 import json
 import os
 import shlex
 import signal
 import socket
-import termios  # noqa: F401
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -383,7 +381,9 @@ def _setup_stdio(req: StartRequest, console_slave: int) -> None:
             os.dup2(fd, target)
         os.close(console_slave)
         return
-    fcntl.ioctl(console_slave, termios.TIOCSCTTY, 0)
+    # No TIOCSCTTY: like the kernel's own PID 1, init gets the console as stdio but not as its
+    # controlling terminal, so the getty it spawns on /dev/console can take it (without
+    # CAP_SYS_ADMIN a getty cannot steal a terminal that is already init's).
     for target in (0, 1, 2):
         os.dup2(console_slave, target)
     if console_slave > 2:

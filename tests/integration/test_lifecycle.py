@@ -342,3 +342,14 @@ def test_start_foreground_console_and_pidfile(pyl, tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         os.close(fd)
+
+
+def test_console_log_file(pyl, tmp_path):
+    make(pyl)
+    log = tmp_path / "console.log"
+    pyl.ok("start", "-n", "c1", "-L", str(log))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and b"login" not in (log.read_bytes() if log.exists() else b""):
+        time.sleep(0.2)
+    assert b"login" in log.read_bytes()  # the console's getty prompt reached the log
+    pyl.ok("stop", "-n", "c1", "-k")

@@ -1,0 +1,52 @@
+"""Tab completion through argcomplete's protocol, as bash calls it: names filtered by the state
+the command accepts, options, templates, config keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import BIN, ROOT, requires_busybox, requires_root
+
+pytestmark = [requires_root, requires_busybox]
+
+NO_NET = str(ROOT / "configs" / "empty-net.toml")
+
+
+def complete(pyl, line: str, tmp_dir: str = "/tmp") -> list[str]:
+    import tempfile
+    tool = line.split()[0]
+    with tempfile.NamedTemporaryFile("r", dir=tmp_dir, prefix="pylcomp-") as out:
+        # what argcomplete's bash glue does: completions go to the file named here
+        env = dict(pyl.env, _ARGCOMPLETE="1", _ARGCOMPLETE_IFS="\n", COMP_LINE=line,
+                   COMP_POINT=str(len(line)), _ARGCOMPLETE_SUPPRESS_SPACE="1",
+                   ARGCOMPLETE_USE_TEMPFILES="1", _ARGCOMPLETE_STDOUT_FILENAME=out.name)
+        # bin/pyl-<tool> is a symlink to bin/pyl: argv[0] picks the tool, as a console script would
+        proc = subprocess.run([sys.executable, str(BIN.parent / tool)], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        text = out.read()
+    return sorted(x.strip() for x in text.split("\n") if x.strip())
+
+
+def test_names_filtered_by_state(pyl):
+    for name in ("alpha", "beta"):
+        pyl.ok("create", "-n", name, "-t", "busybox", "-f", NO_NET)
+    pyl.ok("start", "-n", "beta")
+    lx = str(pyl.lxcpath)
+    assert complete(pyl, f"pyl-start -P {lx} -n ") == ["alpha"]
+    assert complete(pyl, f"pyl-attach -P {lx} -n ") == ["beta"]
+    assert complete(pyl, f"pyl-destroy -P {lx} -n ") == ["alpha", "beta"]
+    assert complete(pyl, f"pyl-info -P {lx} al") == ["alpha"]
+    pyl.ok("freeze", "-n", "beta")
+    assert complete(pyl, f"pyl-unfreeze -P {lx} -n ") == ["beta"]
+    pyl.ok("unfreeze", "-n", "beta")
+    pyl.ok("stop", "-n", "beta", "-k")
+
+
+def test_options_templates_and_keys(pyl):
+    lx = str(pyl.lxcpath)
+    assert "--fancy" in complete(pyl, f"pyl-ls -P {lx} --fa")
+    assert set(complete(pyl, f"pyl-create -P {lx} -n x -t ")) >= {"busybox", "local", "none"}
+    keys = complete(pyl, f"pyl-info -P {lx} -n x -c lxc.uts.")
+    assert "lxc.uts.name" in keys

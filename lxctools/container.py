@@ -300,14 +300,19 @@ class Container:
         # The container runs on its own now; the lock is for the start only.
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
                      _signal.SIGUSR1, _signal.SIGUSR2)
-        pending: list[int] = []
-        previous = {sig: _signal.signal(sig, lambda s, _f: pending.append(s)) for sig in forwarded}
+        def forward(signum: int, _frame: object) -> None:
+            # Runs between bytecodes of this thread (inside the blocked recvmsg's EINTR retry),
+            # never in the middle of another send on this socket.
+            try:
+                conn.send({"op": "signal", "name": self.name, "signal": signum, "quiet": True})
+            except OSError:
+                pass
+
+        previous = {sig: _signal.signal(sig, forward) for sig in forwarded}
         try:
             while True:
                 message = conn.reader.next_message()
                 if message is None:
-                    while pending:
-                        conn.send({"op": "signal", "name": self.name, "signal": pending.pop(0), "quiet": True})
                     if not conn.reader.fill():
                         raise PylError("lost the supervisor while the command ran")
                     continue

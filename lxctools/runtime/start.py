@@ -317,6 +317,10 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         sock.sendall(b"ready\n")
         if reader.readline().strip() != b"exec":
             os._exit(1)  # the supervisor gave up (a start-host hook failed)
+        # The file object holds its own reference to the socket: without this close, an
+        # application container's init (which never execs) would keep the supervisor waiting
+        # for EOF until its command ended.
+        reader.close()
         _run_start_hooks(values, req, env)
         cwd = str(values.get("lxc.init.cwd") or "/")
         try:

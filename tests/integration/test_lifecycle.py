@@ -353,3 +353,15 @@ def test_console_log_file(pyl, tmp_path):
         time.sleep(0.2)
     assert b"login" in log.read_bytes()  # the console's getty prompt reached the log
     pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_execute_forwards_signals(pyl):
+    make(pyl)
+    proc = pyl.popen("execute", "-n", "c1", "--", "sleep", "30", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while pyl.ok("info", "-n", "c1", "-s", "-H").stdout != "RUNNING\n" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 128 + signal.SIGTERM
+    assert pyl("wait", "-n", "c1", "-s", "STOPPED", "-t", "10").returncode == 0

@@ -350,6 +350,70 @@ class Container:
             "clear_env": clear_env, "keep_vars": list(keep_vars), "cwd": cwd,
         }, pty=pty, pty_log=pty_log)
 
+    def cgroup_plan(self, rs: RunState | None = None):
+        """Paths of the running container's cgroups (found from its init's /proc/PID/cgroup)."""
+        from lxctools.runtime import cgroups
+        rs = rs or self.require_state("cgroup")
+        return cgroups.plan_from_existing(self.name, _cgroup_layout(), pid=rs.pid)
+
+    def cgroup_pids(self, rs: RunState | None = None) -> list[int]:
+        from lxctools.runtime import cgroups
+        try:
+            return cgroups.procs(self.cgroup_plan(rs))
+        except (PylError, OSError):
+            return []
+
+    def cgroup_value(self, key: str, value: str | None = None) -> str | None:
+        """pyl-cgroup: read KEY of the running container's cgroup, or write VALUE to it."""
+        from lxctools.runtime import cgroups
+        rs = self.runstate()
+        if not rs.state.allows("cgroup") or not rs.pid:
+            self.require_defined()
+            raise WrongStateError(f"'{self.layout.lxcpath}:{self.name}' is not running")
+        plan = self.cgroup_plan(rs)
+        if value is None:
+            return cgroups.read_value(plan, key)
+        cgroups.write_value(plan, key, value)
+        return None
+
+    def exec_in_netns(self, argv: list[str]) -> int:
+        """Run a host program in the container's network namespace only; its exit status."""
+        from lxctools.runtime.netns_exec import run_in_netns
+        return run_in_netns(self.require_state("netstat").pid, argv)
+
+    def device(self, action: str, device: str, target: str | None) -> None:
+        """pyl-device: move a host interface in (or back out), or create/remove a device node
+        inside and allow/deny it in the device cgroup."""
+        from lxctools.runtime import devices
+        if os.geteuid() != 0:
+            from lxctools.errors import PermissionDeniedError
+            raise PermissionDeniedError("pyl-device needs root")
+        rs = self.runstate()
+        if not rs.state.allows("device") or not rs.pid:
+            self.require_defined()
+            raise WrongStateError(f"cannot {action} a device: container is {rs.state}")
+        is_node = device.startswith("/")
+        if not is_node and (action == "del" or devices.is_host_interface(device)):
+            if action == "add":
+                devices.move_interface_in(rs.pid, device, target or device)
+            else:  # a bare name to take back is an interface inside
+                devices.move_interface_out(rs.pid, target or device, device)
+            return
+        host_path = device if is_node else "/dev/" + device
+        if action == "add" and not is_node and not os.path.exists(host_path):
+            raise NotFoundError(f"the host has no interface '{device}' and no device node {host_path}")
+        inside = devices.container_path(host_path, target)
+        plan = self.cgroup_plan(rs)
+        devices.check_cgroup_support(plan)
+        if action == "add":
+            node = devices.host_node(host_path)
+            devices.allow_in_cgroup(plan, node)  # before the node exists: never visible but denied
+            devices.add_node(rs.pid, node, inside)
+            return
+        node = devices.remove_node(rs.pid, inside)
+        if not devices.permitted_by_config((rs.record or {}).get("values") or {}, node):
+            devices.deny_in_cgroup(plan, node)
+
     def stats(self, rs: RunState | None = None):
         """cgroup statistics of a running container (None when stopped or unreadable)."""
         rs = rs or self.runstate()
@@ -489,6 +553,32 @@ def _cgroup_layout():
         from lxctools.runtime import cgroups
         _CGROUP_LAYOUT = cgroups.detect_layout()
     return _CGROUP_LAYOUT
+
+
+def available_templates() -> list[str]:
+    from lxctools.runtime.template import available_templates as names
+    return names()
+
+
+def cgroup_layout_summary() -> tuple[str, set[str]]:
+    """(kind v1|v2|hybrid, controllers) of this host, for pyl-checkconfig."""
+    layout = _cgroup_layout()
+    controllers: set[str] = set()
+    for hierarchy in layout.hierarchies:
+        controllers.update(hierarchy.controllers)
+    return str(layout.kind), controllers
+
+
+def default_bridge(action: str, rundir: Path, *, config_file: str | None = None, force: bool = False) -> dict:
+    """pyl-net: start, stop or report pyl's default bridge (pylbr0, NAT, dnsmasq)."""
+    from lxctools.runtime import bridge
+    if action == "start":
+        cfg = bridge.load_config(Path(config_file)) if config_file else bridge.load_config()
+        return bridge.start(rundir, cfg)
+    if action == "stop":
+        bridge.stop(rundir, force=force)
+        return {}
+    return bridge.status(rundir)
 
 
 def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,

@@ -51,19 +51,7 @@ def run(args, ctx) -> int:
 
 def _run(ctx, name: str, key: str, value: str | None) -> int:
     import sys
-    from lxctools.errors import WrongStateError
-    from lxctools.runtime import cgroups
-    container = ctx.container(name)
-    rs = container.runstate()
-    if not rs.state.allows("cgroup") or not rs.pid:
-        if not container.is_defined():
-            from lxctools.errors import NotFoundError
-            raise NotFoundError(f"container does not exist in {ctx.layout.lxcpath}")
-        raise WrongStateError(f"'{ctx.layout.lxcpath}:{name}' is not running")
-    plan = cgroups.plan_from_existing(name, cgroups.detect_layout(), pid=rs.pid)
-    if value is None:
-        text = cgroups.read_value(plan, key)
+    text = ctx.container(name).cgroup_value(key, value)
+    if text is not None:
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-        return 0
-    cgroups.write_value(plan, key, value)
     return 0

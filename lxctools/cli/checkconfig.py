@@ -52,13 +52,9 @@ def checks() -> list[tuple[str, str, bool, str]]:
         userns = False
     results.append(("Namespaces", "user namespaces allowed", userns, "unprivileged containers"))
     try:
-        from lxctools.runtime import cgroups
-        layout = cgroups.detect_layout()
-        kind = str(getattr(layout, "kind", "?"))
+        from lxctools.container import cgroup_layout_summary
+        kind, controllers = cgroup_layout_summary()
         results.append(("Control groups", f"layout: {kind}", True, ""))
-        controllers = set()
-        for h in getattr(layout, "hierarchies", ()):
-            controllers.update(getattr(h, "controllers", ()))
         for ctl, lost in (("memory", "memory limits and stats"), ("cpu", "CPU limits"), ("pids", "pids limits"),
                           ("freezer", "pyl-freeze (v1)"), ("devices", "device allow-list (v1)"),
                           ("cpuset", "cpuset limits"), ("blkio", "block I/O stats (v1)"), ("io", "block I/O (v2)")):

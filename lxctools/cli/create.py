@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def _complete_templates(prefix: str, **_: object) -> list[str]:
-    from lxctools.runtime.template import available_templates
+    from lxctools.container import available_templates
     return [t for t in available_templates() + ["none"] if t.startswith(prefix)]
 
 

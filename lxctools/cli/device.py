@@ -28,49 +28,5 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
-    import os
-    from lxctools.errors import PermissionDeniedError, WrongStateError
-    from lxctools.runtime import devices
-    if os.geteuid() != 0:
-        raise PermissionDeniedError("pyl-device needs root")
-    container = ctx.container(args.name)
-    rs = container.runstate()
-    if not rs.state.allows("device") or not rs.pid:
-        container.require_defined()
-        raise WrongStateError(f"cannot {args.action} a device: container is {rs.state}")
-    is_node = args.device.startswith("/")
-    if args.action == "add" and not is_node and devices.is_host_interface(args.device):
-        return _interface(args, rs.pid)
-    if args.action == "del" and not is_node:
-        return _interface(args, rs.pid)  # a bare name to take back is an interface inside
-    return _node(args, rs)
-
-
-def _interface(args, pid: int) -> int:
-    from lxctools.runtime import devices
-    if args.action == "add":
-        devices.move_interface_in(pid, args.device, args.target or args.device)
-    else:
-        devices.move_interface_out(pid, args.target or args.device, args.device)
-    return 0
-
-
-def _node(args, rs) -> int:
-    from lxctools.runtime import cgroups, devices
-    import os
-    from lxctools.errors import NotFoundError
-    host_path = args.device if args.device.startswith("/") else "/dev/" + args.device
-    if args.action == "add" and not args.device.startswith("/") and not os.path.exists(host_path):
-        raise NotFoundError(f"the host has no interface '{args.device}' and no device node {host_path}")
-    target = devices.container_path(host_path, args.target)
-    plan = cgroups.plan_from_existing(args.name, cgroups.detect_layout(), pid=rs.pid)
-    devices.check_cgroup_support(plan)
-    if args.action == "add":
-        node = devices.host_node(host_path)
-        devices.allow_in_cgroup(plan, node)  # before the node exists: no window where it is visible but denied
-        devices.add_node(rs.pid, node, target)
-        return 0
-    node = devices.remove_node(rs.pid, target)
-    if not devices.permitted_by_config((rs.record or {}).get("values") or {}, node):
-        devices.deny_in_cgroup(plan, node)
+    ctx.container(args.name).device(args.action, args.device, args.target)
     return 0

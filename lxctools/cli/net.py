@@ -29,19 +29,16 @@ def run(args, ctx) -> int:
     import sys
     from pathlib import Path
 
-    from lxctools.runtime import bridge
+    from lxctools.container import default_bridge
 
     rundir = Path(ctx.layout.rundir) / "net"
+    info = default_bridge(args.action, rundir, config_file=args.config, force=args.force)
     if args.action == "start":
-        cfg = bridge.load_config(Path(args.config)) if args.config else bridge.load_config()
-        info = bridge.start(rundir, cfg)
         if not ctx.quiet:
             print(f"{info['bridge']} {info['address']} up")
         return 0
     if args.action == "stop":
-        bridge.stop(rundir, force=args.force)
         return 0
-    info = bridge.status(rundir)
     if args.json:
         import json
         sys.stdout.write(json.dumps(info, indent=2) + "\n")

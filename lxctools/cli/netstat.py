@@ -45,17 +45,17 @@ def kinds_of(args) -> list[str]:
 def run(args, ctx) -> int:
     import json
     import sys
+    from lxctools import inspection as inspect
     from lxctools.errors import WrongStateError
-    from lxctools.runtime import inspect
     container = ctx.container(args.name)
     rs = container.runstate()
     if not rs.state.allows("netstat") or not rs.pid:
         container.require_defined()
         raise WrongStateError(f"container is {rs.state}, not running")
     if args.command:
-        return inspect.run_in_netns(rs.pid, tool_argv(args.command))
+        return container.exec_in_netns(tool_argv(args.command))
     from lxctools.cli.ps import container_refs
-    ref = container_refs([(args.name, rs)])[0]
+    ref = container_refs(ctx, [(args.name, rs)])[0]
     owners = set(ref.pids) | set(inspect.pids_in_netns(rs.pid))
     rows = inspect.read_sockets(rs.pid, kinds=kinds_of(args), owner_pids=owners, level=ref.level)
     if args.listening:

@@ -55,23 +55,10 @@ def running_containers(ctx, names: list[str] | None = None) -> list[tuple[str, o
     return out
 
 
-def container_refs(running: list[tuple[str, object]]) -> list:
-    """inspect.ContainerRef for each running container: its cgroup's PIDs, pid namespace, depth."""
-    from lxctools.runtime import cgroups, inspect
-    try:
-        cg_layout = cgroups.detect_layout()
-    except Exception:  # no cgroup mounts at all: the pid namespace still tells
-        cg_layout = None
-    refs = []
-    for name, rs in running:
-        pids: list[int] = []
-        if cg_layout is not None:
-            try:
-                pids = cgroups.procs(cgroups.plan_from_existing(name, cg_layout, pid=rs.pid))
-            except OSError:
-                pids = []
-        refs.append(inspect.make_ref(name, rs.pid, pids))
-    return refs
+def container_refs(ctx, running: list[tuple[str, object]]) -> list:
+    """inspection.ContainerRef for each running container: its cgroup's PIDs, pid namespace, depth."""
+    from lxctools import inspection
+    return [inspection.make_ref(name, rs.pid, ctx.container(name).cgroup_pids(rs)) for name, rs in running]
 
 
 def split_names(text: str | None) -> list[str] | None:
@@ -93,11 +80,11 @@ def run(args, ctx) -> int:
     import json
     import sys
     from lxctools.errors import UsageError
-    from lxctools.runtime import inspect
+    from lxctools import inspection as inspect
 
     names = split_names(args.name)
     only = "names" if names else "lxc" if args.lxc else "host" if args.host else "all"
-    refs = container_refs(running_containers(ctx, names))
+    refs = container_refs(ctx, running_containers(ctx, names))
     out = sys.stdout
     if args.command:
         if args.json:
@@ -115,7 +102,7 @@ def _run_ps(options: list[str], refs: list, only: str, names: list[str]) -> int:
     import subprocess
     import sys
     from lxctools.errors import NotFoundError, PylError
-    from lxctools.runtime import inspect
+    from lxctools import inspection as inspect
     try:
         proc = subprocess.run(["ps", *options], capture_output=True, text=True, errors="replace")
     except FileNotFoundError:

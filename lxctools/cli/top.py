@@ -36,19 +36,17 @@ def add_arguments(parser) -> None:
 def sample(ctx, previous: dict) -> list:
     """One StatsRow per running container of the lxcpath."""
     import time
+    from lxctools import inspection
     from lxctools.cli.ps import running_containers
-    from lxctools.runtime import cgroups, inspect
-    try:
-        cg_layout = cgroups.detect_layout()
-    except Exception:
-        return []
     rows = []
     for name, rs in running_containers(ctx):
-        plan = cgroups.plan_from_existing(name, cg_layout, pid=rs.pid)
-        stats = cgroups.stats(plan)
+        container = ctx.container(name)
+        stats = container.stats(rs)
+        if stats is None:
+            continue
         now = int(time.time() * 1000)
-        rows.append(inspect.stats_row(name, stats, time_ms=now, iops=inspect.blkio_iops(plan),
-                                      previous=previous.get(name)))
+        rows.append(inspection.stats_row(name, stats, time_ms=now, iops=inspection.blkio_iops(container.cgroup_plan(rs)),
+                                         previous=previous.get(name)))
     return rows
 
 
@@ -115,7 +113,7 @@ def run(args, ctx) -> int:
     import sys
     import time
     from lxctools.errors import UsageError
-    from lxctools.runtime import inspect
+    from lxctools import inspection as inspect
 
     if args.delay < 0:
         raise UsageError("-d needs a number of seconds >= 0")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from lxctools.errors import AlreadyExistsError, NotFoundError, PylError, UsageError
-from lxctools.runtime import devices, inspect
+from lxctools import inspection as inspect
+from lxctools.runtime import devices
 
 # ------------------------------------------------------------------ processes
 
@@ -433,13 +434,11 @@ def test_make_node_is_idempotent_and_refuses_other_files(tmp_path):
 # ------------------------------------------------------------------ layering
 
 
-def test_runtime_modules_stay_in_their_layer():
-    root = Path(__file__).resolve().parents[2] / "lxctools" / "runtime"
-    for name in ("inspect.py", "devices.py"):
-        tree = ast.parse((root / name).read_text())
-        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
-            {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        assert not any(m.startswith(("lxctools.cli", "lxctools.container", "ctypes")) for m in imported), name
-        top_level = {a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names} | \
-            {n.module for n in tree.body if isinstance(n, ast.ImportFrom)}
-        assert not any(m and m.startswith("pyroute2") for m in top_level), f"{name}: pyroute2 must be lazy"
+def test_inspection_is_a_pure_proc_reader():
+    """lxctools.inspection reads procfs/cgroupfs only: no kernel calls, no runtime, no tools."""
+    path = Path(__file__).resolve().parents[2] / "lxctools" / "inspection.py"
+    tree = ast.parse(path.read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
+        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m.startswith(("lxctools.cli", "lxctools.container", "lxctools.kernel", "lxctools.runtime",
+                                 "ctypes", "pyroute2")) for m in imported), imported

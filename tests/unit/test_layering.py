@@ -51,10 +51,11 @@ def test_runtime_never_imports_container_or_cli():
             assert not bad, (rel, bad)
 
 
-def test_cli_does_not_touch_kernel():
+def test_cli_does_not_touch_runtime_or_kernel():
+    """Tools talk to the Container API (and the supervisor's client), never to the runtime."""
     for rel, path in modules():
         if rel.startswith("cli/"):
-            bad = {m for m in imports(path, False) if m.startswith("lxctools.kernel")}
+            bad = {m for m in imports(path, False) if m.startswith(("lxctools.kernel", "lxctools.runtime"))}
             assert not bad, (rel, bad)
 
 

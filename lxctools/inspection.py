@@ -8,8 +8,8 @@ Owns three things, all read from procfs/cgroupfs without entering the container:
              the previous row), in lxc-top's CSV batch format too;
   sockets    the tables of /proc/<init>/net/{tcp,tcp6,udp,udp6,unix} -- per network namespace, so
              a host process reads the container's -- with the owning process found through the
-             socket inodes in /proc/PID/fd; and running a host tool (ss, netstat) in the
-             container's network namespace from a forked child.
+             socket inodes in /proc/PID/fd (running a host tool such as ss inside the
+             container's network namespace is runtime.netns_exec, behind Container).
 The procfs root is a parameter everywhere so unit tests point it at a fake tree.
 """
 
@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from lxctools.errors import KernelError, NotFoundError, UsageError
+from lxctools.errors import NotFoundError, UsageError
 
 PAYLOAD_PREFIX = "pyl.payload."  # same as cgroups.PAYLOAD_PREFIX; kept here to stay import-light
 
@@ -600,37 +600,3 @@ def socket_table(rows: list[SocketRow]) -> list[str]:
             who = f"{r.pid}/{r.program}" if r.pid else "-"
             lines.append(f"{r.proto:<5} {r.unix_type or '':<9} {r.state:<13} {r.inode:>8} {who:<20} {r.local}")
     return lines
-
-
-def run_in_netns(pid: int, argv: list[str]) -> int:
-    """Run argv (a host binary) in pid's network namespace -- only there: mounts, PIDs and the
-    filesystem stay the host's, so /proc/net (a link to /proc/self/net) shows the container's
-    sockets. setns happens in a forked child; returns the exit status (128+N for a signal)."""
-    import shutil
-    if shutil.which(argv[0]) is None:
-        raise NotFoundError(f"'{argv[0]}' is not installed on the host")
-    try:
-        ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NotFoundError("the container's init is gone (it stopped meanwhile)") from None
-    child = os.fork()
-    if child == 0:
-        try:
-            from lxctools.kernel import ns
-            ns.setns(ns_fd, ns.CLONE_NEWNET)
-            os.execvp(argv[0], argv)
-        except KernelError as err:
-            os.write(2, f"setns into the container's network namespace: {err.message}\n".encode())
-        except OSError as err:
-            os.write(2, f"{argv[0]}: {err.strerror}\n".encode())
-        os._exit(127)
-    os.close(ns_fd)
-    import signal
-    # ^C reaches the tool too (same process group): let it decide, and report its status.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        _, status = os.waitpid(child, 0)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code

@@ -541,7 +541,7 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
     dest.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
     with dest.lock("create"):
         if dest.is_partial():
-            dest.is_defined()   # reaps a copy or create that died halfway
+            dest.reap_partial(holding_lock=True)   # a copy or create that died halfway
         if dest.dir.exists() or dest.dir.is_symlink():
             if dest.config_path is not None:
                 raise AlreadyExistsError("container already exists")
@@ -613,7 +613,7 @@ def rename_container(src: Container, new_name: str, *, keep_name: bool = False) 
                                   hint="their lower layer is this container's rootfs; destroy them first")
         with dest.lock("create"):
             if dest.is_partial():
-                dest.is_defined()
+                dest.reap_partial(holding_lock=True)
             if dest.dir.exists() or dest.dir.is_symlink():
                 raise AlreadyExistsError("container already exists" if dest.config_path else
                                          f"{dest.dir} exists but is not a container")

@@ -53,7 +53,7 @@ class Container:
         if self.config_path is None:
             return False
         if self.is_partial():
-            self._reap_partial()
+            self.reap_partial()
             return False
         return True
 
@@ -94,17 +94,26 @@ class Container:
             yield
 
     # ---- create / destroy -------------------------------------------------------------------
-    def _reap_partial(self) -> None:
+    def reap_partial(self, *, holding_lock: bool = False) -> None:
         """Remove a creation that died halfway (its marker is no longer locked by a live pyl-create)."""
         marker = self.dir / PARTIAL_MARKER
-        fd = try_flock(marker)
-        if fd is None:
-            return  # a pyl-create is still at work
+        # The operation lock first: a pyl-create holds it from before the marker exists until
+        # after it is gone, so there is no window in which a live creation looks abandoned.
+        op_fd = None if holding_lock else try_flock(self.layout.lock_file(self.name))
+        if op_fd is None and not holding_lock:
+            return
         try:
-            if marker.exists():
-                remove_tree(self.dir, self.layout.lxcpath)
+            fd = try_flock(marker)
+            if fd is None:
+                return  # a pyl-copy or an older pyl-create still holds its marker
+            try:
+                if marker.exists():
+                    remove_tree(self.dir, self.layout.lxcpath)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
+            if op_fd is not None:
+                os.close(op_fd)
 
     def create(self, *, template: str | None, config_file: str | None, backend: str = "dir",
                rootfs_dir: str | None = None, template_args: list[str] | None = None,
@@ -123,7 +132,7 @@ class Container:
         self.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
         with self.lock("create"):
             if self.is_partial():
-                self._reap_partial()
+                self.reap_partial(holding_lock=True)
             if self.dir.exists() or self.dir.is_symlink():
                 if self.config_path is not None:
                     raise AlreadyExistsError("container already exists")

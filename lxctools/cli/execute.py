@@ -15,6 +15,9 @@ TAKES_COMMAND = True
 
 def add_arguments(parser) -> None:
     parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
+    for kind in ("net", "ipc", "uts"):
+        parser.add_argument(f"--share-{kind}", metavar="NAME|PID",
+                            help=f"join the {kind} namespace of a running container or process")
     parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
                         help="override a config key (repeatable)")
     parser.add_argument("-u", "--uid", type=int, help="run as this uid (lxc.init.uid)")
@@ -24,7 +27,8 @@ def add_arguments(parser) -> None:
 def run(args, ctx) -> int:
     from lxctools.errors import UsageError
     container = ctx.container(args.name)
-    overrides = list(args.define)
+    overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
+                                     for kind in ("net", "ipc", "uts") if getattr(args, "share_" + kind)]
     if args.uid is not None:
         overrides.append(f"lxc.init.uid={args.uid}")
     if args.gid is not None:

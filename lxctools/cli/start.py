@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-d", "--daemon", action="store_true", help="run in the background (default)")
     parser.add_argument("-F", "--foreground", action="store_true", help="console on this terminal")
     parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
+    for kind in ("net", "ipc", "uts"):
+        parser.add_argument(f"--share-{kind}", metavar="NAME|PID",
+                            help=f"join the {kind} namespace of a running container or process")
     parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
                         help="override a config key (repeatable)")
     parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE")
@@ -32,7 +35,8 @@ def run(args, ctx) -> int:
     if args.daemon and args.foreground:
         raise UsageError("-d and -F exclude each other")
     rcfile = args.rcfile_short or args.rcfile
-    overrides = list(args.define)
+    overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
+                                     for kind in ("net", "ipc", "uts") if getattr(args, "share_" + kind)]
     if args.console_log:
         overrides.append(f"lxc.console.logfile={args.console_log}")
     container = ctx.container(args.name)

@@ -101,7 +101,7 @@ class LifecycleOps:
         stdio = tuple(fds[:3]) if app and len(fds) >= 3 else None
         req = StartRequest(name=name, lxcpath=str(self.layout.lxcpath), config_file=msg["config_file"],
                            values=msg["values"], command=msg.get("command"), app_container=app,
-                           stdio=stdio, default_bridge=msg.get("default_bridge", "pylbr0"))
+                           stdio=stdio, default_bridge=msg.get("default_bridge", "pylbr0"), rundir=str(self.layout.rundir))
         self._broadcast_state(name, State.STARTING)
         try:
             started = start_container(req)

@@ -40,6 +40,7 @@ class StartRequest:
     stdio: tuple[int, int, int] | None = None  # execute: the caller's fds
     default_bridge: str = "pylbr0"
     extra_env: dict[str, str] = field(default_factory=dict)
+    rundir: str | None = None                  # to find containers named by lxc.namespace.share.*
 
 
 @dataclass
@@ -97,6 +98,38 @@ def clone_flags(values: Mapping[str, Any]) -> int:
     return flags
 
 
+SHAREABLE = ("net", "ipc", "uts")
+
+
+def shared_namespaces(values: Mapping[str, Any], *, lxcpath: str, rundir: str | None) -> dict[str, int]:
+    """lxc.namespace.share.<ns> = PID | container name (same lxcpath) -> {ns: pid to join}."""
+    wanted: dict[str, int] = {}
+    for key, raw in values.items():
+        if not key.startswith("lxc.namespace.share."):
+            continue
+        kind, target = key.rsplit(".", 1)[1], str(raw).strip()
+        if not target:
+            continue
+        if kind not in SHAREABLE:
+            raise StartError(f"{key}: pyl can share only {', '.join(SHAREABLE)} namespaces")
+        if target.isdigit():
+            pid = int(target)
+        else:
+            from lxctools.names import validate_name
+            from lxctools.paths import Layout
+            from lxctools.runstate import read_runstate
+            if rundir is None:
+                raise StartError(f"{key}: give a PID (no run dir to look up '{target}')")
+            other = read_runstate(Layout(Path(lxcpath), Path(rundir)), validate_name(os.path.basename(target)))
+            if other.pid is None:
+                raise StartError(f"{key}: container '{target}' is not running")
+            pid = other.pid
+        if not os.path.exists(f"/proc/{pid}/ns/{kind}"):
+            raise StartError(f"{key}: no process {pid}")
+        wanted[kind] = pid
+    return wanted
+
+
 def start_container(req: StartRequest) -> Started:
     from lxctools.runtime import cgroups, rootfs, security
 
@@ -121,6 +154,11 @@ def start_container(req: StartRequest) -> Started:
         from lxctools.runtime import netplan
         net_plans = netplan.plan_networks(values, container_name=req.name, default_bridge=req.default_bridge)
     flags = clone_flags(values)
+    shared = shared_namespaces(values, lxcpath=req.lxcpath, rundir=req.rundir)
+    for kind in shared:
+        flags &= ~ns.NAMESPACES[kind]
+    if "net" in shared:
+        net_plans = ()  # the joined namespace's interfaces are someone else's: lxc.net.* is ignored
 
     console_master, console_slave = os.openpty()
     tty_pairs = [os.openpty() for _ in range(tty_count)]
@@ -140,14 +178,17 @@ def start_container(req: StartRequest) -> Started:
         cg_plan = _create_cgroup(cgroups, values, req.name, cg_layout)
         log.debug("start", f"{req.name}: forking")
         created_cgroup = True
-        keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs)}
+        share_fds = {kind: ns.open_ns(pid, kind) for kind, pid in shared.items()}
+        keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs), *share_fds.values()}
         if req.stdio:
             keep_fds.update(req.stdio)
         first = os.fork()
         if first == 0:
-            _intermediate(req, child_sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, net_plans,
+            _intermediate(req, child_sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
                           console_slave, [s for _, s in tty_pairs], hook_env_base)
         child_sock.close()
+        for fd in share_fds.values():
+            os.close(fd)
         os.close(console_slave)
         for _, slave in tty_pairs:
             os.close(slave)
@@ -253,7 +294,7 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
-def _intermediate(req, sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, net_plans,
+def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
                   console_slave, tty_slaves, hook_env) -> None:
     """First child: join the cgroup, unshare, fork PID 1, report its pid, exit. Never returns."""
     try:
@@ -264,6 +305,9 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, argv, fs_plan, sec_plan, 
         _close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
         cgroups.attach(cg_plan, os.getpid())
+        for kind, fd in share_fds.items():  # lxc.namespace.share.*: join instead of creating
+            ns.setns(fd, ns.NAMESPACES[kind])
+            os.close(fd)
         ns.unshare(flags)
         pid = os.fork()
         if pid == 0:

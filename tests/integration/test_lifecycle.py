@@ -365,3 +365,21 @@ def test_execute_forwards_signals(pyl):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
     assert pyl("wait", "-n", "c1", "-s", "STOPPED", "-t", "10").returncode == 0
+
+
+def test_share_namespaces_with_another_container(pyl):
+    make(pyl, "c1")
+    make(pyl, "c2")
+    pyl.ok("start", "-n", "c1")
+    pyl.ok("start", "-n", "c2", "--share-net", "c1", "--share-uts", "c1")
+    ns1 = pyl.ok("attach", "-n", "c1", "--", "readlink", "/proc/self/ns/net").stdout
+    ns2 = pyl.ok("attach", "-n", "c2", "--", "readlink", "/proc/self/ns/net").stdout
+    assert ns1 == ns2
+    assert pyl.ok("attach", "-n", "c2", "--", "hostname").stdout == "c2\n"  # c2 set the shared uts name
+    assert pyl.ok("attach", "-n", "c1", "--", "hostname").stdout == "c2\n"
+    r = pyl("start", "-n", "c2", "--share-ipc", "nosuch")
+    assert r.returncode == 0  # already running: nothing to do
+    pyl.ok("stop", "-n", "c2", "-k")
+    r = pyl("start", "-n", "c2", "--share-ipc", "nosuch")
+    assert r.returncode == 71 and "not running" in r.stderr
+    pyl.ok("stop", "-n", "c1", "-k")

@@ -139,6 +139,11 @@ def start_container(req: StartRequest) -> Started:
     check_dir = _rootfs_dir_for_check(raw_rootfs)
     if check_dir is not None and not os.path.isdir(check_dir):
         raise StartError(f"rootfs '{check_dir}' does not exist")
+    if values.get("lxc.idmap"):
+        # Starting it without the user namespace would turn an unprivileged container into a
+        # root one: refuse rather than run it with less isolation than its config asks for.
+        raise StartError("lxc.idmap (user namespaces, unprivileged containers) is not supported yet: "
+                         "refusing to start this container as a privileged one")
     argv = init_argv(values, req.command)
     tty_count = int(values.get("lxc.tty.max") or 0)
 

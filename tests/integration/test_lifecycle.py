@@ -383,3 +383,10 @@ def test_share_namespaces_with_another_container(pyl):
     r = pyl("start", "-n", "c2", "--share-ipc", "nosuch")
     assert r.returncode == 71 and "not running" in r.stderr
     pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_unprivileged_config_is_refused_not_run_privileged(pyl):
+    make(pyl)
+    r = pyl("start", "-n", "c1", "-s", "lxc.idmap=u 0 100000 65536", "-s", "lxc.idmap=g 0 100000 65536")
+    assert r.returncode == 71 and "lxc.idmap" in r.stderr
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"

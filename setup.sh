@@ -21,6 +21,9 @@ install_debs() {
     command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
     command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
     ldconfig -p 2>/dev/null | grep -q 'libseccomp.so.2' || missing+=(libseccomp2)
+    # the tests look at the host with these (pyl itself does not shell out to them)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v ps >/dev/null 2>&1 || missing+=(procps)
     python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "setup.sh: installing ${missing[*]}" >&2

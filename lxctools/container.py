@@ -304,7 +304,8 @@ class Container:
             if rs.state.is_running:
                 raise WrongStateError(f"cannot execute: container is {rs.state}")
             conn = connect(self.layout)
-            conn.send(self._start_message(rcfile, overrides, command, app_container=True), fds=[0, 1, 2])
+            from lxctools.monitor.client import caller_stdio
+            conn.send(self._start_message(rcfile, overrides, command, app_container=True), fds=caller_stdio())
             check(conn.receive())
         # The container runs on its own now; the lock is for the start only.
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,

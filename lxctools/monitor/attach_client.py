@@ -12,10 +12,10 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def attach(layout, request: dict, *, pty: bool, pty_log: str | None) -> int:
-    from lxctools.monitor.client import check, connect
+    from lxctools.monitor.client import caller_stdio, check, connect
     conn = connect(layout)
     request = dict(request, op="attach", pty=pty, caller_env=dict(os.environ))
-    conn.send(request, fds=None if pty else [0, 1, 2])
+    conn.send(request, fds=None if pty else caller_stdio())
     target: int | None = None
     previous: dict = {}
 

@@ -52,6 +52,18 @@ def check(reply: dict[str, Any]) -> dict[str, Any]:
     return reply
 
 
+def caller_stdio() -> list[int]:
+    """Our fds 0, 1, 2 to hand to a container; a closed one (cron, `<&-`) becomes /dev/null."""
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+            fds.append(fd)
+        except OSError:
+            fds.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+    return fds
+
+
 def try_connect(layout: Layout) -> Connection | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:

@@ -390,3 +390,15 @@ def test_unprivileged_config_is_refused_not_run_privileged(pyl):
     r = pyl("start", "-n", "c1", "-s", "lxc.idmap=u 0 100000 65536", "-s", "lxc.idmap=g 0 100000 65536")
     assert r.returncode == 71 and "lxc.idmap" in r.stderr
     assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+
+
+def test_closed_stdio_like_cron(pyl):
+    make(pyl)
+    argv = pyl.argv("execute", "-n", "c1", "--", "sh", "-c", "echo ok >&2; exit 3")
+    r = subprocess.run(["sh", "-c", '"$@" <&- >&-', "sh", *argv], env=pyl.env, capture_output=True, timeout=60)
+    assert r.returncode == 3, r.stderr
+    pyl.ok("start", "-n", "c1")
+    argv = pyl.argv("attach", "-n", "c1", "--", "true")
+    r = subprocess.run(["sh", "-c", '"$@" <&- >&- 2>&-', "sh", *argv], env=pyl.env, timeout=60)
+    assert r.returncode == 0
+    pyl.ok("stop", "-n", "c1", "-k")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import signal
 import socket
 from collections import deque
 from dataclasses import dataclass, field
@@ -79,18 +78,11 @@ class NullClient:
 
 
 def signal_number(value: object, default: int) -> int:
+    """lxc.signal.* as a number (the config layer validated it; its parser is the one used)."""
     if value in (None, ""):
         return int(default)
-    text = str(value).strip().upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    if text.startswith("SIGRTMIN+"):
-        return signal.SIGRTMIN + int(text[9:])
-    if text.startswith("SIGRTMAX-"):
-        return signal.SIGRTMAX - int(text[9:])
+    from lxctools.config.validators import parse_signal
     try:
-        return int(getattr(signal, text))
-    except AttributeError:
+        return parse_signal(str(value).strip())
+    except ValueError:
         return int(default)

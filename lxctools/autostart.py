@@ -62,9 +62,8 @@ def _int(value: object, default: int = 0) -> int:
 
 def entry_from_values(name: str, values: Mapping[str, object]) -> AutostartEntry:
     """lxc.group lines may each hold several space-separated groups."""
-    raw = values.get("lxc.group") or []
-    lines = [raw] if isinstance(raw, str) else list(raw)
-    groups = tuple(g for line in lines for g in str(line).split())
+    from lxctools.config import lines
+    groups = tuple(g for line in lines(values.get("lxc.group")) for g in line.split())
     return AutostartEntry(name=name, auto=_int(values.get("lxc.start.auto")) == 1,
                           order=_int(values.get("lxc.start.order")),
                           delay=max(0, _int(values.get("lxc.start.delay"))), groups=groups)

@@ -11,3 +11,11 @@ system      pyl.toml: lxcpath, default_config, default_bridge, rundir
 
 Nothing is imported here: `import lxctools.config.system` must stay cheap.
 """
+
+
+def lines(value: object) -> list[str]:
+    """A flat config value as its lines: multi-valued keys come as lists, the others as one
+    string; a missing key has none."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]  # type: ignore[union-attr]

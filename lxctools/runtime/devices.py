@@ -94,8 +94,8 @@ def permitted_by_config(values: Mapping[str, object], node: DeviceNode) -> bool:
     if allow is None and deny is None:
         policy = DEFAULT_DEVICE_POLICY
     else:
-        as_list = lambda v: [v] if isinstance(v, str) else list(v or [])  # noqa: E731
-        policy = build_policy(as_list(allow), as_list(deny), prefix="lxc.cgroup.devices")
+        from lxctools.config import lines
+        policy = build_policy(lines(allow), lines(deny), prefix="lxc.cgroup.devices")
     verdict = policy.default_allow
     for rule in policy.rules:  # later rules refine earlier ones
         if rule.type in ("a", node.kind) and rule.major in (None, node.major) \

@@ -19,10 +19,8 @@ FATAL_HOOKS = frozenset({"pre-start", "pre-mount", "mount", "autodev", "start-ho
 
 
 def hook_commands(values: Mapping[str, object], hook: str) -> list[str]:
-    value = values.get(f"lxc.hook.{hook}")
-    if not value:
-        return []
-    return list(value) if isinstance(value, list) else [str(value)]
+    from lxctools.config import lines
+    return [command for command in lines(values.get(f"lxc.hook.{hook}")) if command]
 
 
 def hook_env(values: Mapping[str, object], hook: str, *, name: str, config_file: str,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
+from lxctools.config import lines as config_lines
 from lxctools.errors import ConfigError
 
 IFNAMSIZ = 15  # usable bytes of a Linux interface name (IFNAMSIZ 16 minus the NUL)
@@ -127,8 +128,7 @@ def plan_networks(values: Mapping[str, str | list[str]], *, container_name: str,
             raise ConfigError(f"{key}: not supported by pyl")
         if sub not in _KNOWN:
             raise ConfigError(f"{key}: unknown network key")
-        items = [raw] if isinstance(raw, str) else list(raw)
-        items = [v.strip() for v in items]
+        items = [v.strip() for v in config_lines(raw)]
         if sub in _MULTI:
             items = [v for v in items if v]  # an empty line clears the list in LXC
         elif len(items) > 1:

@@ -76,9 +76,8 @@ class SecurityPlan:
 
 
 def _lines(value: str | list[str] | None) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+    from lxctools.config import lines
+    return lines(value)
 
 
 def _single(values: Mapping[str, str | list[str]], key: str) -> str | None:

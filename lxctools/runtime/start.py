@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from lxctools.config import lines as config_lines
 from lxctools.errors import PylError, StartError
 from lxctools.kernel import ns
 from lxctools.log import log
@@ -54,12 +55,6 @@ class Started:
     tty_masters: list[int]
 
 
-def _as_list(value: object) -> list[str]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [str(value)]
-
-
 def rootfs_path(values: Mapping[str, Any], container_dir: str) -> str:
     raw = values.get("lxc.rootfs.path") or ""
     if not raw:
@@ -88,7 +83,7 @@ def clone_flags(values: Mapping[str, Any]) -> int:
     """Namespaces to create: all by default; lxc.namespace.keep removes some (user ns: later issue)."""
     flags = (ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC | ns.CLONE_NEWPID
              | ns.CLONE_NEWNET | ns.CLONE_NEWCGROUP)
-    keep = " ".join(_as_list(values.get("lxc.namespace.keep"))).split()
+    keep = " ".join(config_lines(values.get("lxc.namespace.keep"))).split()
     for name in keep:
         if name in ns.NAMESPACES:
             flags &= ~ns.NAMESPACES[name]
@@ -445,7 +440,7 @@ def _setup_stdio(req: StartRequest, console_slave: int) -> None:
 
 def _init_environment(values: Mapping[str, Any], req: StartRequest) -> dict[str, str]:
     env = {"PATH": DEFAULT_PATH, "container": "lxc", "TERM": "linux", "HOME": "/"}
-    for item in _as_list(values.get("lxc.environment")):
+    for item in config_lines(values.get("lxc.environment")):
         if "=" in item:
             key, _, val = item.partition("=")
             env[key] = val
@@ -464,7 +459,7 @@ def _run_start_hooks(values: Mapping[str, Any], req: StartRequest, env: dict[str
 def _set_ids(values: Mapping[str, Any]) -> None:
     uid = int(values.get("lxc.init.uid") or 0)
     gid = int(values.get("lxc.init.gid") or 0)
-    groups = [int(g) for g in " ".join(_as_list(values.get("lxc.init.groups"))).replace(",", " ").split()]
+    groups = [int(g) for g in " ".join(config_lines(values.get("lxc.init.groups"))).replace(",", " ").split()]
     if gid or uid or groups:
         os.setgroups(groups)
         os.setresgid(gid, gid, gid)

@@ -96,7 +96,8 @@ def _dirs(layout: CgroupLayout, cgname: str) -> tuple[CgroupDir, ...]:
 
 
 def _values(v: str | list[str]) -> list[str]:
-    return [v] if isinstance(v, str) else list(v)
+    from lxctools.config import lines
+    return lines(v)
 
 
 def _setting_order(s: CgroupSetting) -> int:

@@ -17,3 +17,10 @@ from lxctools.runtime.rootfs.plan import (  # noqa: F401
     BindMount, ConsoleBind, MakeNode, MaskPath, MountFs, ReadOnlyPath, RootAttributes, RootfsBind,
     RootfsOverlay, RootfsPlan, Symlink, TtyBind, host_cgroup_layout, parse_mount_entry, plan_rootfs,
 )
+
+__all__ = [
+    "apply_rootfs", "describe", "mount_operations", "prepare_root", "switch_root",
+    "BindMount", "ConsoleBind", "MakeNode", "MaskPath", "MountFs", "ReadOnlyPath", "RootAttributes",
+    "RootfsBind", "RootfsOverlay", "RootfsPlan", "Symlink", "TtyBind", "host_cgroup_layout",
+    "parse_mount_entry", "plan_rootfs",
+]

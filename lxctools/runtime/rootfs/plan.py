@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Union
 
+from lxctools.config import lines as config_lines
 from lxctools.errors import ConfigError
 from lxctools.kernel import mount as k
 from lxctools.kernel.mount import (
@@ -183,11 +184,7 @@ def _single(values: Mapping[str, str | list[str]], key: str) -> str | None:
 
 
 def _multi(values: Mapping[str, str | list[str]], key: str) -> list[str]:
-    value = values.get(key)
-    if value is None:
-        return []
-    lines = [value] if isinstance(value, str) else list(value)
-    return [line.strip() for line in lines if line.strip()]
+    return [line.strip() for line in config_lines(values.get(key)) if line.strip()]
 
 
 def _int(values: Mapping[str, str | list[str]], key: str, default: int) -> int:

@@ -13,10 +13,13 @@ Tools are imported lazily by name, so a command only pays for what it uses.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from importlib import import_module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 from lxctools import __version__
 from lxctools.errors import ExitCode, PylError, UsageError
@@ -33,9 +36,16 @@ TOOLS: dict[str, str] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit 2 with usage; we keep one code
-        raise UsageError(message, hint=f"see {self.prog} --help")
+def _Parser(**kwargs):
+    """argparse.ArgumentParser whose errors are PylErrors (one line, exit 64), imported only
+    when the fast path declined."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # argparse would exit 2 with usage
+            raise UsageError(message, hint=f"see {self.prog} --help")
+
+    return Parser(**kwargs)
 
 
 class Context:
@@ -54,9 +64,10 @@ class Context:
         return Container(name, self.layout)
 
 
-def _formatter(prog: str) -> argparse.HelpFormatter:
+def _formatter(prog: str):
     # An explicit width: argparse would otherwise import shutil (and lzma, bz2...) to ask for
     # the terminal size every time a parser is built, help or not.
+    import argparse
     try:
         width = os.get_terminal_size(2).columns - 2
     except OSError:
@@ -69,11 +80,15 @@ def _complete_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -
     return container_names(parsed_args, prefix)
 
 
-def build_parser(tool: str, module) -> argparse.ArgumentParser:
+def build_parser(tool: str, module, factory=None):
+    """The tool's parser: argparse's, or (factory=MiniParser) the same declarations recorded
+    for the fast path that does not import argparse."""
     prog = f"pyl-{tool}"
-    parser = _Parser(prog=prog, description=module.HELP,
-                     epilog=getattr(module, "EPILOG", None),
-                     formatter_class=_formatter)
+    if factory is None:
+        parser = _Parser(prog=prog, description=module.HELP, epilog=getattr(module, "EPILOG", None),
+                         formatter_class=_formatter)
+    else:
+        parser = factory()
     common = parser.add_argument_group("common options")
     if module.NEEDS_NAME or getattr(module, "OPTIONAL_NAME", False):
         arg = common.add_argument("-n", "--name", help="container name (or give it as the first argument)")
@@ -94,7 +109,7 @@ def build_parser(tool: str, module) -> argparse.ArgumentParser:
     module.add_arguments(parser)
     parser.set_defaults(_name_states=getattr(module, "NAME_STATES", None))
     if module.NEEDS_NAME and not getattr(module, "NO_POSITIONAL_NAME", False):
-        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=argparse.SUPPRESS)
+        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help="==SUPPRESS==")  # argparse.SUPPRESS
         arg.completer = _complete_names  # type: ignore[attr-defined]
     return parser
 
@@ -118,14 +133,19 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
     name: str | None = None
     try:
         module = import_module(f"lxctools.cli.{TOOLS[tool]}")
-        parser = build_parser(tool, module)
-        if "_ARGCOMPLETE" in os.environ:
-            import argcomplete
-            argcomplete.autocomplete(parser, always_complete_options="long")
         own, command = _split_command(argv)
         if command is not None and not getattr(module, "TAKES_COMMAND", False):
             own, command = argv, None  # tools without a command keep `--` for argparse (ls -- REGEX)
-        args = parser.parse_args(own)
+        args = None
+        if "_ARGCOMPLETE" not in os.environ:
+            from lxctools.cli.fastargs import MiniParser
+            args = build_parser(tool, module, MiniParser).parse(own)
+        if args is None:  # help, errors, completion, anything unusual: argparse itself
+            parser = build_parser(tool, module)
+            if "_ARGCOMPLETE" in os.environ:
+                import argcomplete
+                argcomplete.autocomplete(parser, always_complete_options="long")
+            args = parser.parse_args(own)
         args.command = command
         name = _resolve_name(module, args)
         return _run(tool, module, args, name)

@@ -31,8 +31,12 @@ class Log:
         if logfile and logfile != "none":
             if logfile == "-":
                 self.fd = os.dup(2)
-            else:
+                return
+            try:
                 self.fd = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            except OSError as err:
+                from lxctools.errors import UsageError
+                raise UsageError(f"cannot open log file '{logfile}': {err.strerror}") from None
 
     def _emit(self, level: int, category: str, message: str) -> None:
         if self.fd is None or level < self.level:

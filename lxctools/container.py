@@ -450,8 +450,10 @@ class Container:
 
     def unfreeze(self) -> None:
         rs = self.runstate()
-        if not rs.state.is_running:
-            return  # as lxc-unfreeze: unfreezing a stopped container is a silent success
+        if not rs.state.is_running or rs.state is State.RUNNING:
+            if not rs.state.is_running:
+                self.require_defined()
+            return  # as lxc-unfreeze: it only acts on a frozen container; otherwise nothing to do
         self._simple_request("unfreeze")
 
     def _simple_request(self, op: str) -> dict:

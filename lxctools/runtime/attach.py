@@ -178,14 +178,8 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     if plan.seccomp is not None:
         from lxctools.kernel import seccomp
         seccomp.available()
-    keep = {0, 1, 2, report.fileno(), *ns_fds.values()}
-    for entry in os.listdir("/proc/self/fd"):
-        fd = int(entry)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    from lxctools.runtime.procsetup import close_other_fds
+    close_other_fds({report.fileno(), *ns_fds.values()})
     if "CGROUP" not in spec.elevated and spec.cgroup_plan is not None:
         from lxctools.runtime import cgroups
         cgroups.attach(spec.cgroup_plan, os.getpid())

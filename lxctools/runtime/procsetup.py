@@ -1,4 +1,5 @@
-"""Per-process settings of a container's init: lxc.prlimit.*, lxc.sysctl.*, lxc.proc.*."""
+"""Per-process settings of a container's processes: inherited fds, lxc.prlimit.*, lxc.sysctl.*,
+lxc.proc.*."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
     except ValueError:
         raise StartError(f"lxc.prlimit.{name}: '{value}' is not soft[:hard] numbers or unlimited") from None
     return PRLIMITS[name], soft_v, hard_v
+
+
+def close_other_fds(keep: set[int]) -> None:
+    """Close every fd above stdio that is not in keep: nothing of the supervisor's (its socket,
+    other containers' pty masters) may reach a container."""
+    for entry in os.listdir("/proc/self/fd"):
+        fd = int(entry)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def apply_prlimits(values: Mapping[str, Any]) -> None:

@@ -284,15 +284,6 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
-def _close_other_fds(keep: set[int]) -> None:
-    for entry in os.listdir("/proc/self/fd"):
-        fd = int(entry)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
 
 def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
                   console_slave, tty_slaves, hook_env) -> None:
@@ -302,7 +293,8 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_DFL)
-        _close_other_fds(keep_fds)
+        from lxctools.runtime.procsetup import close_other_fds
+        close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
         cgroups.attach(cg_plan, os.getpid())
         for kind, fd in share_fds.items():  # lxc.namespace.share.*: join instead of creating

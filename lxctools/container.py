@@ -280,6 +280,9 @@ class Container:
                 return False, rs.pid
             with connect(self.layout) as conn:
                 reply = conn.request(self._start_message(rcfile, overrides, command))
+            for warning in reply.get("warnings") or []:
+                from lxctools.log import warn_user
+                warn_user(f"pyl-start: {self.name}", warning)
             return not reply.get("already"), reply.get("pid")
 
     def _start_message(self, rcfile: str | None, overrides: list[str] | None, command: list[str] | None,

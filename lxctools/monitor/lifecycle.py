@@ -133,7 +133,7 @@ class LifecycleOps:
             client.on_close.append(lambda: self._exec_client_left(sup))
         self._save(sup)
         self._broadcast_state(name, State.RUNNING)
-        self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid})
+        self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid, "warnings": started.warnings})
         # The init may already have died (a fast pyl-execute command): reap now.
         self._reap()
 

@@ -53,6 +53,7 @@ class Started:
     net_state: Any
     console_master: int | None
     tty_masters: list[int]
+    warnings: list[str] = field(default_factory=list)
 
 
 def rootfs_path(values: Mapping[str, Any], container_dir: str) -> str:
@@ -91,6 +92,15 @@ def clone_flags(values: Mapping[str, Any]) -> int:
     if "none" in net_types:
         flags &= ~ns.CLONE_NEWNET
     return flags
+
+
+def start_warnings(values: Mapping[str, Any], flags: int) -> list[str]:
+    """What the user should know about a start that succeeded."""
+    warnings = []
+    if not flags & ns.CLONE_NEWNET and "lxc.namespace.share.net" not in values:
+        warnings.append("the container shares the host's network namespace (lxc.net.N.type = none or "
+                        "lxc.namespace.keep): its network is not isolated")
+    return warnings
 
 
 SHAREABLE = ("net", "ipc", "uts")
@@ -228,7 +238,7 @@ def start_container(req: StartRequest) -> Started:
             raise StartError(f"init '{argv[0]}' exited at once")
         return Started(pid=pid, starttime=starttime, cgroup_plan=cg_plan, net_plans=net_plans,
                        net_state=net_state, console_master=console_master,
-                       tty_masters=[m for m, _ in tty_pairs])
+                       tty_masters=[m for m, _ in tty_pairs], warnings=start_warnings(values, flags))
     except BaseException as err:
         if pid is not None:
             _kill_and_reap(pid)

@@ -402,3 +402,35 @@ def test_closed_stdio_like_cron(pyl):
     r = subprocess.run(["sh", "-c", '"$@" <&- >&- 2>&-', "sh", *argv], env=pyl.env, timeout=60)
     assert r.returncode == 0
     pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_host_network_warns(pyl):
+    make(pyl)
+    r = pyl.ok("start", "-n", "c1", "-s", "lxc.net=", "-s", "lxc.net.0.type=none")
+    assert "not isolated" in r.stderr
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_attach_elevated_keeps_capabilities(pyl):
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    confined = int(pyl.ok("attach", "-n", "c1", "--", "sh", "-c", "grep CapBnd /proc/self/status").stdout.split()[1], 16)
+    elevated = int(pyl.ok("attach", "-n", "c1", "-e", "CAP", "--", "sh", "-c",
+                          "grep CapBnd /proc/self/status").stdout.split()[1], 16)
+    assert not confined & (1 << 21) and elevated & (1 << 21)  # CAP_SYS_ADMIN only with -e CAP
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_killed_start_client_leaves_the_truth(pyl):
+    make(pyl)
+    proc = pyl.popen("start", "-n", "c1", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    # the supervisor finishes (or never began) the start on its own: the state is one or the other
+    assert pyl("wait", "-n", "c1", "-s", "RUNNING|STOPPED", "-t", "10").returncode == 0
+    state = pyl.ok("info", "-n", "c1", "-s", "-H").stdout.strip()
+    assert state in ("RUNNING", "STOPPED")
+    pyl("stop", "-n", "c1", "-k")
+    pyl.ok("start", "-n", "c1")
+    pyl.ok("stop", "-n", "c1", "-k")

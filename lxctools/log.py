@@ -21,7 +21,6 @@ class Log:
         self.name = ""
         self.level = LEVELS["ERROR"]
         self.fd: int | None = None
-        self.stderr_level = LEVELS["FATAL"] + 1  # the CLI prints user errors itself
 
     def configure(self, prog: str, name: str | None, logfile: str | None, level: str | None) -> None:
         self.prog = prog

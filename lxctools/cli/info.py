@@ -72,13 +72,6 @@ def gather(container, want_stats: bool, want_ips: bool) -> dict:
     return info
 
 
-def _blkio(stats) -> int | None:
-    value = getattr(stats, "blkio_bytes", None)
-    if isinstance(value, (tuple, list)):
-        return sum(v or 0 for v in value)
-    return value
-
-
 def _host_links(record: dict | None) -> dict[str, str]:
     """Container interface name -> host-side link (the veth peer, or the parent link)."""
     record = record or {}

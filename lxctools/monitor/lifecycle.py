@@ -40,7 +40,6 @@ class LifecycleOps:
                 except PylError:
                     alive = False
             if alive and sup is not None:
-                sup.adopted = True
                 self.containers[name] = sup
                 self.by_pid[pid] = sup
                 self.sel.register(sup.pidfd, selectors.EVENT_READ, ("pidfd", sup))

@@ -59,7 +59,6 @@ class Supervised:
     ring_bytes: int = 0
     console_log: int | None = None
     pidfd: int | None = None          # only for adopted containers (not our children)
-    adopted: bool = False
     stop_deadline: float | None = None
     stop_kill_sent: bool = False
     stop_waiters: list[Client] = field(default_factory=list)

@@ -81,18 +81,6 @@ class SessionOps:
 
     # ---- signals, exits, teardown --------------------------------------------------------------
 
-    def op_netinfo(self, client: Client, msg: dict, fds: list[int]) -> None:
-        result: dict[str, Any] = {}
-        for name in msg.get("names") or list(self.containers):
-            sup = self.containers.get(name)
-            if sup is None:
-                continue
-            try:
-                result[name] = self._interfaces(sup)
-            except (PylError, OSError) as err:
-                result[name] = {"error": str(err)}
-        self._reply(client, {"ok": True, "containers": result})
-
     def op_info(self, client: Client, msg: dict, fds: list[int]) -> None:
         """State, init PID, cgroup statistics and interfaces of running containers, in one
         round trip: pyl-info and pyl-ls --fancy ask here instead of importing the cgroup and

@@ -112,14 +112,6 @@ def _send_fd(sock: socket.socket, fd: int) -> None:
     sock.sendmsg([b"fd\n"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
 
 
-def recv_fd(sock: socket.socket) -> int | None:
-    data, anc, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(4))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            return array.array("i", payload[:4])[0]
-    return None
-
-
 def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
     """Fork the attach child; returns its pid. `report` gets 'pid N', an fd (pty) or 'error ...'."""
     ns_fds = {}

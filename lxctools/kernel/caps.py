@@ -16,15 +16,7 @@ from lxctools.errors import KernelError
 from lxctools.kernel._libc import SYS_capget, SYS_capset, syscall
 from lxctools.kernel.ns import prctl
 
-# include/uapi/linux/capability.h, in number order. Index == capability number.
-CAP_NAMES: tuple[str, ...] = (
-    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
-    "setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
-    "ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
-    "sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
-    "lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
-    "wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
-)
+from lxctools.kernel.capnames import CAP_NAMES  # noqa: E402  (the one table, ctypes-free)
 CAP_NUMBERS: dict[str, int] = {name: number for number, name in enumerate(CAP_NAMES)}
 CAP_LAST_KNOWN = len(CAP_NAMES) - 1  # 40 = CAP_CHECKPOINT_RESTORE
 

@@ -235,7 +235,7 @@ def notify_proxy(value: str) -> None:
 
 # --- capabilities, namespaces, mounts ----------------------------------------------------
 
-from lxctools.kernel.capnames import CAP_NAMES as CAPABILITIES  # noqa: E402
+from lxctools.kernel.capnames import CAP_NAMES as CAPABILITIES  # noqa: E402  (no ctypes: cheap)
 
 
 def capabilities(allow_none: bool):

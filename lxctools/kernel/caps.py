@@ -14,9 +14,9 @@ from typing import Iterable
 
 from lxctools.errors import KernelError
 from lxctools.kernel._libc import SYS_capget, SYS_capset, syscall
+from lxctools.kernel.capnames import CAP_NAMES
 from lxctools.kernel.ns import prctl
 
-from lxctools.kernel.capnames import CAP_NAMES  # noqa: E402  (the one table, ctypes-free)
 CAP_NUMBERS: dict[str, int] = {name: number for number, name in enumerate(CAP_NAMES)}
 CAP_LAST_KNOWN = len(CAP_NAMES) - 1  # 40 = CAP_CHECKPOINT_RESTORE
 

@@ -15,7 +15,6 @@ never leaves a half-made container visible: the next look at the name reaps it.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import secrets
@@ -269,19 +268,9 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
         raise WrongStateError(f"cannot copy: container is {rs.state}",
                               hint="stop it first, or use -a to copy it while it runs")
     cfg = src.load_config()
-    dest.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
-    with dest.lock("create"):
-        if dest.is_partial():
-            dest.reap_partial(holding_lock=True)   # a copy or create that died halfway
-        if dest.dir.exists() or dest.dir.is_symlink():
-            if dest.config_path is not None:
-                raise AlreadyExistsError("container already exists")
-            raise AlreadyExistsError(f"{dest.dir} exists but is not a container; remove it or pick another name")
-        dest.dir.mkdir(mode=0o770)
-        marker_fd = os.open(dest.dir / PARTIAL_MARKER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with dest.building():
         registered: tuple[Path, tuple[str, str]] | None = None
         try:
-            fcntl.flock(marker_fd, fcntl.LOCK_EX)
             target = _build(src, cfg, dest.dir, dest, request, extra_files)
             if target.kind == "overlay":
                 owner = read_pairs(dest.dir / DEPENDS_FILE)
@@ -289,8 +278,6 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
                     owner_dir = Path(owner[0][0], owner[0][1])
                     registered = (owner_dir, (str(dest.layout.lxcpath), dest.name))
                     _with_owner_lock(src, owner[0], lambda: _register_clone(*registered))
-            os.unlink(dest.dir / PARTIAL_MARKER)
-            return target
         except BaseException:
             if registered is not None:
                 try:
@@ -298,10 +285,8 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
                                      lambda: _unregister_clone(*registered))
                 except PylError:
                     pass
-            remove_tree(dest.dir, dest.layout.lxcpath)
             raise
-        finally:
-            os.close(marker_fd)
+    return target
 
 
 def _with_owner_lock(held: Container, owner: tuple[str, str], action) -> None:

@@ -129,20 +129,9 @@ class Container:
         # to put files); a path or LXC's name resolution covers the rest.
         template_path = resolve_template(template) if template else None
         base = self._initial_config(config_file)
-        self.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
-        with self.lock("create"):
-            if self.is_partial():
-                self.reap_partial(holding_lock=True)
-            if self.dir.exists() or self.dir.is_symlink():
-                if self.config_path is not None:
-                    raise AlreadyExistsError("container already exists")
-                raise AlreadyExistsError(f"{self.dir} exists but is not a container; remove it or pick another name")
-            self.dir.mkdir(mode=0o770)
-            marker_fd = os.open(self.dir / PARTIAL_MARKER, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with self.building():
             created_rootfs: Path | None = None
             try:
-                import fcntl
-                fcntl.flock(marker_fd, fcntl.LOCK_EX)
                 rootfs = Path(rootfs_dir) if rootfs_dir else self.dir / "rootfs"
                 if not (rootfs_dir and rootfs.exists()):
                     rootfs.mkdir(mode=0o755, parents=bool(rootfs_dir))
@@ -172,12 +161,36 @@ class Container:
                 os.chmod(tmp, 0o640)
                 os.rename(tmp, self.dir / "config.toml")
                 lxc_config.unlink()
-                os.unlink(self.dir / PARTIAL_MARKER)
             except BaseException:
-                remove_tree(self.dir, self.layout.lxcpath)
-                if created_rootfs is not None and rootfs_dir:
+                if created_rootfs is not None and rootfs_dir:  # --dir outside the folder
                     import shutil
                     shutil.rmtree(created_rootfs, ignore_errors=True)
+                raise
+
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """Make a new container in this folder (pyl-create, pyl-copy): hold the name's lock,
+        refuse an existing container, create the folder with a locked `partial` marker, and
+        remove everything if the body fails; the marker goes once the body succeeded. A crash
+        leaves the marker unlocked, so the next look at the name reaps the half-made folder."""
+        import fcntl
+        self.layout.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o755)
+        with self.lock("create"):
+            if self.is_partial():
+                self.reap_partial(holding_lock=True)
+            if self.dir.exists() or self.dir.is_symlink():
+                if self.config_path is not None:
+                    raise AlreadyExistsError("container already exists")
+                raise AlreadyExistsError(f"{self.dir} exists but is not a container; remove it or pick another name")
+            self.dir.mkdir(mode=0o770)
+            marker = self.dir / PARTIAL_MARKER
+            marker_fd = os.open(marker, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(marker_fd, fcntl.LOCK_EX)
+                yield
+                os.unlink(marker)
+            except BaseException:
+                remove_tree(self.dir, self.layout.lxcpath)
                 raise
             finally:
                 os.close(marker_fd)

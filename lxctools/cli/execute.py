@@ -14,26 +14,21 @@ TAKES_COMMAND = True
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
-    for kind in ("net", "ipc", "uts"):
-        parser.add_argument(f"--share-{kind}", metavar="NAME|PID",
-                            help=f"join the {kind} namespace of a running container or process")
-    parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
-                        help="override a config key (repeatable)")
+    from lxctools.cli.start import add_config_arguments
+    add_config_arguments(parser)
     parser.add_argument("-u", "--uid", type=int, help="run as this uid (lxc.init.uid)")
     parser.add_argument("-g", "--gid", type=int, help="run as this gid (lxc.init.gid)")
 
 
 def run(args, ctx) -> int:
     from lxctools.errors import UsageError
+    from lxctools.cli.start import config_overrides
     container = ctx.container(args.name)
-    overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
-                                     for kind in ("net", "ipc", "uts") if getattr(args, "share_" + kind)]
+    rcfile, overrides = config_overrides(args)
     if args.uid is not None:
         overrides.append(f"lxc.init.uid={args.uid}")
     if args.gid is not None:
         overrides.append(f"lxc.init.gid={args.gid}")
-    rcfile = args.rcfile_short or args.rcfile
     command = args.command
     if not command:
         values, _ = container.start_values(rcfile, overrides)

@@ -18,15 +18,30 @@ TAKES_COMMAND = True
 def add_arguments(parser) -> None:
     parser.add_argument("-d", "--daemon", action="store_true", help="run in the background (default)")
     parser.add_argument("-F", "--foreground", action="store_true", help="console on this terminal")
+    add_config_arguments(parser)
+    parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE")
+    parser.add_argument("-L", "--console-log", help="log the console to FILE (lxc.console.logfile)")
+    parser.add_argument("-C", "--close-all-fds", action="store_true", help="accepted for LXC compatibility (always done)")
+
+
+SHARED_NAMESPACES = ("net", "ipc", "uts")
+
+
+def add_config_arguments(parser) -> None:
+    """What pyl-start and pyl-execute both take to shape the config of this one start."""
     parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
-    for kind in ("net", "ipc", "uts"):
+    for kind in SHARED_NAMESPACES:
         parser.add_argument(f"--share-{kind}", metavar="NAME|PID",
                             help=f"join the {kind} namespace of a running container or process")
     parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
                         help="override a config key (repeatable)")
-    parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE")
-    parser.add_argument("-L", "--console-log", help="log the console to FILE (lxc.console.logfile)")
-    parser.add_argument("-C", "--close-all-fds", action="store_true", help="accepted for LXC compatibility (always done)")
+
+
+def config_overrides(args) -> tuple[str | None, list[str]]:
+    """(rcfile, -s overrides including the --share-* ones) from add_config_arguments' options."""
+    overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
+                                     for kind in SHARED_NAMESPACES if getattr(args, "share_" + kind)]
+    return args.rcfile_short or args.rcfile, overrides
 
 
 def run(args, ctx) -> int:
@@ -34,9 +49,7 @@ def run(args, ctx) -> int:
     from lxctools.errors import UsageError
     if args.daemon and args.foreground:
         raise UsageError("-d and -F exclude each other")
-    rcfile = args.rcfile_short or args.rcfile
-    overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
-                                     for kind in ("net", "ipc", "uts") if getattr(args, "share_" + kind)]
+    rcfile, overrides = config_overrides(args)
     if args.console_log:
         overrides.append(f"lxc.console.logfile={args.console_log}")
     container = ctx.container(args.name)

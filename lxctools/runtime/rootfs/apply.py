@@ -187,13 +187,18 @@ def _do_tty(op: TtyBind, ctx: _Context) -> None:
     _bind_host_path(ctx, ctx.tty_paths[op.index - 1], op.target)
 
 
-def _do_read_only(op: ReadOnlyPath, ctx: _Context) -> None:
+def _open_or_skip(ctx: _Context, path: str) -> int:
+    """A path to protect that this kernel or rootfs does not have needs no protecting."""
     try:
-        fd = _open_in_root(ctx, op.target)
+        return _open_in_root(ctx, path)
     except KernelError as exc:
         if exc.errno == errno.ENOENT:
             raise _Skip from exc
         raise
+
+
+def _do_read_only(op: ReadOnlyPath, ctx: _Context) -> None:
+    fd = _open_or_skip(ctx, op.target)
     recursive = k.AT_RECURSIVE if op.recursive else 0
     try:
         try:
@@ -213,12 +218,7 @@ def _do_read_only(op: ReadOnlyPath, ctx: _Context) -> None:
 
 
 def _do_mask(op: MaskPath, ctx: _Context) -> None:
-    try:
-        fd = _open_in_root(ctx, op.target)
-    except KernelError as exc:
-        if exc.errno == errno.ENOENT:
-            raise _Skip from exc
-        raise
+    fd = _open_or_skip(ctx, op.target)
     try:
         if stat.S_ISDIR(os.fstat(fd).st_mode):
             k.mount("tmpfs", _fd_path(fd), "tmpfs", MS_RDONLY | _FS_FLAGS, "size=4k,mode=555")

@@ -96,8 +96,9 @@ KEYS: tuple[KeySpec, ...] = (
     _k("lxc.init.cmd", v.any_value, "command run as PID 1 by pyl-start", default="/sbin/init"),
     _k("lxc.execute.cmd", v.any_value, "default command of pyl-execute"),
     _k("lxc.init.cwd", v.any_value, "working directory of init", default="/"),
-    _uint("lxc.init.uid", "uid of init and attached processes", default="0"),
-    _uint("lxc.init.gid", "gid of init and attached processes", default="0"),
+    # (uid_t)-1 means "unchanged" to the kernel: the largest usable id is one below it
+    _uint("lxc.init.uid", "uid of init and attached processes", default="0", hi=2**32 - 2),
+    _uint("lxc.init.gid", "gid of init and attached processes", default="0", hi=2**32 - 2),
     _k("lxc.init.groups", v.gid_list, "comma-separated supplementary group ids of init", multi=True),
     _k("lxc.environment", v.environment, "VAR=VALUE (or bare VAR: inherit) for init and attach", multi=True),
     _k("lxc.signal.halt", v.signal_value(), "signal that halts the container", default="SIGPWR", completions=_SIG),

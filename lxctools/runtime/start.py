@@ -143,7 +143,8 @@ def start_container(req: StartRequest) -> Started:
     raw_rootfs = rootfs_path(values, container_dir)
     check_dir = _rootfs_dir_for_check(raw_rootfs)
     if check_dir is not None and not os.path.isdir(check_dir):
-        raise StartError(f"rootfs '{check_dir}' does not exist")
+        what = "is not a directory" if os.path.exists(check_dir) else "does not exist"
+        raise StartError(f"rootfs '{check_dir}' {what}")
     if values.get("lxc.idmap"):
         # Starting it without the user namespace would turn an unprivileged container into a
         # root one: refuse rather than run it with less isolation than its config asks for.

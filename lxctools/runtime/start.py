@@ -270,9 +270,8 @@ def _create_cgroup(cgroups: Any, values: Mapping[str, Any], name: str, layout: A
         try:
             cgroups.create(plan)
             return plan
-        except StartError as err:
-            if "already exists and holds processes" not in err.message:
-                raise
+        except cgroups.CgroupInUse:
+            continue
     raise StartError(f"no free cgroup name for {name} (pyl.payload.{name}-N all busy)")
 
 

@@ -111,6 +111,11 @@ def _enable_v2_controllers(d: CgroupDir, required: tuple[str, ...], all_offered:
         _enable_in(d.parent, missing, required)
 
 
+class CgroupInUse(StartError):
+    """The container's cgroup already exists and something runs in it (a container of the same
+    name from another lxcpath, or a live one): the caller may pick another name."""
+
+
 def _mkdir(d: CgroupDir, exclusive: bool) -> bool:
     """mkdir; True if this call created it."""
     try:
@@ -120,7 +125,7 @@ def _mkdir(d: CgroupDir, exclusive: bool) -> bool:
         if not exclusive:
             return False
         if _dir_populated(d):
-            raise StartError(f"cgroup {d.path} already exists and holds processes")
+            raise CgroupInUse(f"cgroup {d.path} already exists and holds processes")
         # Leftover of a crashed start: nothing runs there, so take it over from scratch.
         _rmdir_tree(d.path, retry=0.0)
         os.mkdir(d.path, 0o755)

@@ -200,15 +200,18 @@ class Container:
         if config_file:
             if not Path(config_file).is_file():
                 raise NotFoundError(f"config file '{config_file}' does not exist")
-            return _absolute_includes(ContainerConfig.load(config_file), Path(config_file))
-        from lxctools.config.system import load_system_config
-        default = Path(load_system_config().default_config)
-        if not default.is_file():
-            from lxctools.paths import configs_dir
-            default = configs_dir() / "default.toml"
-        if default.is_file():
-            return _absolute_includes(ContainerConfig.load(default), default)
-        return ContainerConfig.empty()
+            source = Path(config_file)
+        else:
+            from lxctools.config.system import load_system_config
+            source = Path(load_system_config().default_config)
+            if not source.is_file():
+                from lxctools.paths import configs_dir
+                source = configs_dir() / "default.toml"
+            if not source.is_file():
+                return ContainerConfig.empty()
+        cfg = ContainerConfig.load(source)
+        cfg.anchor_paths()  # it moves into the container's folder: relative paths keep their meaning
+        return cfg
 
     def destroy(self, *, force: bool = False, snapshots: bool = False) -> None:
         with self.lock("destroy"):
@@ -500,22 +503,6 @@ class Container:
     def _stop_locked(self, *, kill: bool, timeout: float) -> None:
         from lxctools.monitor.client import request_stop
         request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=True)
-
-
-def _absolute_includes(cfg: "ContainerConfig", source: Path) -> "ContainerConfig":
-    """The initial config moves into the container's folder: relative includes must keep
-    pointing where they pointed (next to the file they came from)."""
-    includes = cfg.get("lxc.include") or []
-    includes = [includes] if isinstance(includes, str) else [i for i in includes if i]
-    if not includes:
-        return cfg
-    base = source.resolve().parent
-    fixed = [str(base / inc) if not os.path.isabs(inc) else inc for inc in includes]
-    if fixed != includes:
-        cfg.clear("lxc.include")
-        for inc in fixed:
-            cfg.append("lxc.include", inc)
-    return cfg
 
 
 def _rootfs_dir(value: object) -> Path | None:

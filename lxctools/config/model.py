@@ -328,6 +328,25 @@ class ContainerConfig:
                 self._doc.set_key(key, [value])
         self._changed()
 
+    def anchor_paths(self) -> None:
+        """Rewrite this document's relative include and path values (lxc.include,
+        RELATIVE_PATH_KEYS) as absolute paths from its own folder, so the text can move to another
+        folder (pyl-create copies the initial config into the container's) and mean the same."""
+        if not self._base_dir:
+            return
+        for key in ("lxc.include", *sorted(RELATIVE_PATH_KEYS)):
+            items = [e.value for e in self._doc.entries() if e.key == key]  # this document's own
+            fixed = [os.path.join(self._base_dir, v) if v and v != "none" and not os.path.isabs(v) else v
+                     for v in items]
+            if fixed == items:
+                continue
+            if key == "lxc.include" or keys.is_multi(key):
+                self.clear(key)
+                for value in fixed:
+                    self.append(key, value)
+            else:
+                self.set(key, fixed[0])
+
     def expand_hwaddr(self) -> dict[str, str]:
         """Replace x placeholders in the top-level document's lxc.net.N.hwaddr; returns what changed."""
         changed: dict[str, str] = {}

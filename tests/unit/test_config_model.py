@@ -307,3 +307,20 @@ def test_import_is_cheap() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert out == []
+
+
+def test_anchor_paths_makes_relative_paths_absolute(tmp_path):
+    """pyl-create copies the initial config into the container's folder: its relative include
+    and path values must keep pointing next to the file they came from."""
+    from lxctools.config.model import ContainerConfig
+    (tmp_path / "inc.conf").write_text("lxc.tty.max = 2\n")
+    (tmp_path / "p.seccomp").write_text("2\ndenylist\n")
+    src = tmp_path / "c.conf"
+    src.write_text("lxc.include = inc.conf\nlxc.seccomp.profile = p.seccomp\n")
+    cfg = ContainerConfig.load(src)
+    cfg.anchor_paths()
+    text = cfg.to_text("lxc")
+    assert f"lxc.include = {tmp_path}/inc.conf" in text
+    assert f"lxc.seccomp.profile = {tmp_path}/p.seccomp" in text
+    moved = ContainerConfig.from_text(text, fmt="lxc", source="/elsewhere/config", base_dir="/elsewhere")
+    assert moved.values()["lxc.tty.max"] == "2"

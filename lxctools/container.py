@@ -232,16 +232,24 @@ class Container:
                 self._destroy_dependents(dependents)
             cfg = self.load_config()
             values = cfg.values()
-            self._run_hooks(values, "destroy")
             rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
             managed = values.get("lxc.rootfs.managed", "1") != "0"
+            # Every refusal before anything changes (hooks, the source's clone list, files).
+            if not managed and rootfs is not None and _is_inside(rootfs, self.dir):
+                raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
+                               "refusing to delete it")
+            busy = _mounts_under(self.dir)
+            if busy:
+                raise BusyError(f"cannot destroy: something is mounted at {busy[0]}")
+            self._run_hooks(values, "destroy")
             self._release_dependency(values)
             if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
                 remove_tree(rootfs, rootfs.parent)
-            elif not managed and rootfs is not None and _is_inside(rootfs, self.dir):
-                raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
-                               "refusing to delete it")
-            remove_tree(self.dir, self.layout.lxcpath)
+            # Out of sight first (one rename), then deleted: a destroy killed halfway leaves a
+            # hidden folder, never a half-deleted container under the name.
+            trash = self.layout.lxcpath / f".{self.name}.destroying-{os.getpid()}"
+            os.rename(self.dir, trash)
+            remove_tree(trash, self.layout.lxcpath)
 
     def _destroy_dependents(self, dependents: Path) -> None:
         lines = dependents.read_text().split("\n")

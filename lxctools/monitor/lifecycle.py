@@ -173,7 +173,7 @@ class LifecycleOps:
                 if sup.stop_deadline is None or deadline < sup.stop_deadline:
                     sup.stop_deadline = deadline
                     sup.stop_kill_sent = False
-                sup.stop_nokill = bool(msg.get("nokill"))  # type: ignore[attr-defined]
+                sup.stop_nokill = bool(msg.get("nokill"))
         if msg.get("nowait"):
             self._reply(client, {"ok": True})
 
@@ -217,7 +217,7 @@ class LifecycleOps:
             pass
 
     def _hard_kill(self, sup: Supervised) -> None:
-        if getattr(sup, "stop_nokill", False):
+        if sup.stop_nokill:
             sup.stop_kill_sent = True
             for client in sup.stop_waiters:
                 self._reply(client, {"ok": False, "code": 76, "error": "timed out waiting for the container to stop"})
@@ -273,7 +273,6 @@ class LifecycleOps:
             self._init_exited(sup, None)
 
     def _init_exited(self, sup: Supervised, code: int | None) -> None:
-        sup.exit_status = code
         if code is not None:
             shown = code if code >= 0 else 128 - code
             self._broadcast({"event": "exit", "name": sup.name, "status": shown})

@@ -65,7 +65,7 @@ class Supervised:
     reboot: bool = False
     exec_client: Client | None = None
     attached_ttys: set[int] = field(default_factory=set)
-    exit_status: int | None = None
+    stop_nokill: bool = False         # pyl-stop --nokill: give up at the deadline, do not kill
     ephemeral: bool = False
     security_plan: Any = None
     netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns

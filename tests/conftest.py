@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "bin" / "pyl"
 IS_ROOT = os.geteuid() == 0
 
+# A busybox container with only loopback: what most integration tests need (no bridge).
+NO_NET = str(ROOT / "configs" / "empty-net.toml")
+
 requires_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (namespaces, cgroups, mounts)")
 
 
@@ -219,3 +222,12 @@ def _links() -> set[str]:
     except OSError:
         return set()
     return {n for n in names if n.startswith(("pyl", "veth"))}
+
+
+@pytest.fixture
+def running(pyl):
+    """`pyl` with a running busybox container c1 (loopback only), stopped afterwards."""
+    pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
+    pyl.ok("start", "-n", "c1")
+    yield pyl
+    pyl("stop", "-n", "c1", "-k")

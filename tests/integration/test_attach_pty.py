@@ -11,21 +11,11 @@ import struct
 import termios
 import time
 
-import pytest
 
-from tests.conftest import ROOT, requires_busybox, requires_root
+from tests.conftest import requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
-NO_NET = str(ROOT / "configs" / "empty-net.toml")
-
-
-@pytest.fixture
-def running(pyl):
-    pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
-    pyl.ok("start", "-n", "c1")
-    yield pyl
-    pyl("stop", "-n", "c1", "-k")
 
 
 def spawn(pyl, *args: str, rows: int = 33, cols: int = 101):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import BIN, ROOT, requires_busybox, requires_root
+from tests.conftest import BIN, NO_NET, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
-NO_NET = str(ROOT / "configs" / "empty-net.toml")
 
 
 def complete(pyl, line: str, tmp_dir: str = "/tmp") -> list[str]:

@@ -10,11 +10,10 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, requires_busybox, requires_root
+from tests.conftest import NO_NET, ROOT, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
-NO_NET = str(ROOT / "configs" / "empty-net.toml")
 
 
 def test_create_busybox_config_is_toml_with_lxc_keys(pyl):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, requires_busybox, requires_root
+from tests.conftest import NO_NET, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
-NO_NET = str(ROOT / "configs" / "empty-net.toml")
 
 
 def make(pyl, name: str = "c1", *extra: str) -> None:

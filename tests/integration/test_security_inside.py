@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import os
 
-import pytest
 
 from tests.conftest import ROOT, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
-NO_NET = str(ROOT / "configs" / "empty-net.toml")
-
-
-@pytest.fixture
-def running(pyl):
-    pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
-    pyl.ok("start", "-n", "c1")
-    yield pyl
-    pyl("stop", "-n", "c1", "-k")
 
 
 def sh(pyl, script: str):

@@ -222,8 +222,16 @@ def process_table(rows: list[ProcessRow], hz: int | None = None) -> list[str]:
     lines = [f"{'CONTAINER':<{cw}} {'PID':>{pw}} {'NSPID':>{nw}} {'USER':<{uw}} {'TIME':>8} CMD"]
     for r in rows:
         lines.append(f"{r.container or '':<{cw}} {r.pid:>{pw}} {r.nspid:>{nw}} {r.user:<{uw}} "
-                     f"{format_cputime(r.cpu_ticks, hz):>8} {r.command}")
+                     f"{format_cputime(r.cpu_ticks, hz):>8} {printable(r.command)}")
     return lines
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character as '?', as ps shows a command: a cmdline may
+    hold newlines (or other line breaks) that would otherwise split one row into several."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def pid_column(header: str) -> tuple[int, int]:

@@ -124,6 +124,17 @@ def test_process_table_and_json(proc):
     assert data["nspid"] == 5 and data["container"] == "c1" and data["time"] == "00:00:02"
 
 
+def test_process_table_keeps_one_line_per_process_whatever_the_command_holds():
+    # A cmdline is arbitrary bytes: a newline (or \x1c, \u2028...) in it must not split the row,
+    # which once broke a script reading the first field of every line. JSON keeps the real text.
+    row = inspect.ProcessRow(container=None, pid=7, nspid=7, uid=0, user="root", cpu_ticks=0,
+                             command="sh -c 'echo a\nb'\x1c\u2028\x85 end")
+    lines = inspect.process_table([row], hz=100)
+    assert len("\n".join(lines).splitlines()) == 2
+    assert lines[1].endswith("sh -c 'echo a?b'??? end")
+    assert row.to_json(hz=100)["command"] == row.command
+
+
 def test_real_proc_sees_this_process():
     rows = inspect.list_processes([], only="host")
     me = next(r for r in rows if r.pid == os.getpid())

@@ -180,7 +180,7 @@ def start_container(req: StartRequest) -> Started:
 
     hook_env_base = {"LXC_ROOTFS_MOUNT": raw_rootfs.removeprefix("dir:"), **req.extra_env}
     created_cgroup = False
-    pid = None
+    pid = first = None
     net_state = None
     try:
         from lxctools.runtime.hooks import run_hooks
@@ -205,14 +205,21 @@ def start_container(req: StartRequest) -> Started:
             os.close(slave)
         reader = parent_sock.makefile("rb")
         line = reader.readline().decode().strip()
-        os.waitpid(first, 0)
         if not line.startswith("pid "):
+            os.waitpid(first, 0)
+            first = None
             raise StartError(line.removeprefix("error ") or "container setup failed before its init started")
         pid = int(line.split()[1])
         log.debug("start", f"{req.name}: init is {pid}; host network")
         if net_plans:
             from lxctools.runtime import net
             net_state = net.setup_host(net_plans, pid, lxcpath=Path(req.lxcpath))
+        # The first child moved init into the cgroup2 directory meanwhile (see _intermediate).
+        _, status = os.waitpid(first, 0)
+        first = None
+        if status != 0:
+            line = reader.readline().decode().strip()
+            raise StartError(line.removeprefix("error ") or "moving init into its cgroup failed")
         parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
         log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
@@ -243,6 +250,8 @@ def start_container(req: StartRequest) -> Started:
     except BaseException as err:
         if pid is not None:
             _kill_and_reap(pid)
+        if first is not None:
+            _kill_and_reap(first)
         if created_cgroup:
             try:
                 cgroups.kill_all(cg_plan, signal.SIGKILL)
@@ -297,7 +306,14 @@ def _kill_and_reap(pid: int) -> None:
 
 def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
                   console_slave, tty_slaves, hook_env) -> None:
-    """First child: join the cgroup, unshare, fork PID 1, report its pid, exit. Never returns."""
+    """First child: join the cgroups, unshare, fork PID 1, report its pid, move it into the
+    cgroup2 directory, exit. Never returns.
+
+    The v1 hierarchies are joined by writing "0" to ``tasks`` (no RCU grace period, see
+    cgroups.enter_v1), so PID 1 is born in them. The cgroup2 move (cgroup.procs) pays a grace
+    period, ~7 ms: it runs here, after the PID is reported, while the supervisor sets up the
+    host's side of the network; the supervisor waits for this process's exit before "go". PID 1
+    unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
     try:
         # Forked from the supervisor: drop its signal plumbing before its fds are closed.
         signal.set_wakeup_fd(-1)
@@ -306,16 +322,17 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
         from lxctools.runtime.procsetup import close_other_fds
         close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
-        cgroups.attach(cg_plan, os.getpid())
+        cgroups.enter_v1(cg_plan)
         for kind, fd in share_fds.items():  # lxc.namespace.share.*: join instead of creating
             ns.setns(fd, ns.NAMESPACES[kind])
             os.close(fd)
-        ns.unshare(flags)
+        ns.unshare(flags & ~ns.CLONE_NEWCGROUP)
         pid = os.fork()
         if pid == 0:
             _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
-                            hook_env)
+                            hook_env, new_cgroupns=bool(flags & ns.CLONE_NEWCGROUP))
         sock.sendall(f"pid {pid}\n".encode())
+        cgroups.attach_v2(cg_plan, pid)
         os._exit(0)
     except BaseException as err:  # report, never return into the supervisor's code
         _report_and_exit(sock, err)
@@ -330,7 +347,7 @@ def _report_and_exit(sock: socket.socket, err: BaseException) -> None:
 
 
 def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
-                    hook_env) -> None:
+                    hook_env, new_cgroupns: bool) -> None:
     """PID 1 of the new PID namespace: finish the setup from inside and exec init. Never returns."""
     try:
         ns.set_pdeathsig(0)
@@ -339,6 +356,8 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         line = reader.readline().decode().strip()
         if not line.startswith("go"):
             os._exit(1)
+        if new_cgroupns:  # now in every final cgroup: they become the namespace's root
+            ns.unshare(ns.CLONE_NEWCGROUP)
         if net_plans:
             from lxctools.runtime import net
             net.configure_inside(net_plans, _decode_net_state(json.loads(line[3:] or "null")))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
-from pathlib import Path
 
 TYPE_CHECKING = False
 
@@ -23,6 +21,7 @@ from lxctools.runstate import RunState, read_runstate
 from lxctools.state import State
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Iterator
 
     from lxctools.config.model import ContainerConfig
@@ -38,7 +37,11 @@ class Container:
     def __init__(self, name: str, layout: Layout) -> None:
         self.name = validate_name(name)
         self.layout = layout
-        self.dir = layout.container_dir(name)
+
+    # pathlib is imported on first use of a Path (~7 ms): start, stop, info... never need one.
+    @property
+    def dir(self) -> Path:
+        return self.layout.container_dir(self.name)
 
     # ---- what is on disk -------------------------------------------------------------------
     @property
@@ -46,11 +49,11 @@ class Container:
         return self.layout.config_file(self.name)
 
     def is_partial(self) -> bool:
-        return (self.dir / PARTIAL_MARKER).exists()
+        return os.path.exists(os.path.join(self.layout.container_path(self.name), PARTIAL_MARKER))
 
     def is_defined(self) -> bool:
         """A container exists once its folder holds a config and no creation is in progress."""
-        if self.config_path is None:
+        if self.layout.config_file_path(self.name) is None:
             return False
         if self.is_partial():
             self.reap_partial()
@@ -59,9 +62,10 @@ class Container:
 
     def require_defined(self) -> None:
         if not self.is_defined():
-            raise NotFoundError(f"container does not exist in {self.layout.lxcpath}")
+            raise NotFoundError(f"container does not exist in {self.layout.lxcpath_str}")
 
     def load_config(self, rcfile: str | None = None) -> "ContainerConfig":
+        from pathlib import Path
         from lxctools.config.model import ContainerConfig
         if rcfile:
             if not Path(rcfile).is_file():
@@ -69,7 +73,7 @@ class Container:
             return ContainerConfig.load(rcfile)
         path = self.config_path
         if path is None:
-            raise NotFoundError(f"container does not exist in {self.layout.lxcpath}")
+            raise NotFoundError(f"container does not exist in {self.layout.lxcpath_str}")
         return ContainerConfig.load(path)
 
     # ---- state --------------------------------------------------------------------------------
@@ -84,14 +88,13 @@ class Container:
         rs = rs or self.runstate()
         if rs.state not in ALLOWED[operation]:
             if rs.state is State.STOPPED and not self.is_defined():
-                raise NotFoundError(f"cannot {operation}: container does not exist in {self.layout.lxcpath}")
+                raise NotFoundError(f"cannot {operation}: container does not exist in {self.layout.lxcpath_str}")
             raise WrongStateError(f"cannot {operation}: container is {rs.state}")
         return rs
 
-    @contextmanager
-    def lock(self, operation: str, wait: float = 0.0) -> Iterator[None]:
-        with container_lock(self.layout.lock_file(self.name), self.name, operation, wait=wait):
-            yield
+    def lock(self, operation: str, wait: float = 0.0) -> container_lock:
+        """``with container.lock("start"):`` hold this container's operation lock."""
+        return container_lock(self.layout.lock_path(self.name), self.name, operation, wait=wait)
 
     # ---- create / destroy -------------------------------------------------------------------
     def reap_partial(self, *, holding_lock: bool = False) -> None:
@@ -118,6 +121,7 @@ class Container:
     def create(self, *, template: str | None, config_file: str | None, backend: str = "dir",
                rootfs_dir: str | None = None, template_args: list[str] | None = None,
                quiet: bool = False) -> None:
+        from pathlib import Path
         from lxctools.config.model import ContainerConfig
         from lxctools.runtime.template import resolve_template, run_template
 
@@ -167,8 +171,12 @@ class Container:
                     shutil.rmtree(created_rootfs, ignore_errors=True)
                 raise
 
-    @contextmanager
-    def building(self) -> Iterator[None]:
+    def building(self):
+        """See _building (a context manager; contextlib is imported only to create)."""
+        from contextlib import contextmanager
+        return contextmanager(self._building)()
+
+    def _building(self) -> Iterator[None]:
         """Make a new container in this folder (pyl-create, pyl-copy): hold the name's lock,
         refuse an existing container, create the folder with a locked `partial` marker, and
         remove everything if the body fails; the marker goes once the body succeeded. A crash
@@ -196,6 +204,7 @@ class Container:
                 os.close(marker_fd)
 
     def _initial_config(self, config_file: str | None) -> "ContainerConfig":
+        from pathlib import Path
         from lxctools.config.model import ContainerConfig
         if config_file:
             if not Path(config_file).is_file():
@@ -252,6 +261,7 @@ class Container:
             remove_tree(trash, self.layout.lxcpath)
 
     def _destroy_dependents(self, dependents: Path) -> None:
+        from pathlib import Path
         lines = dependents.read_text().split("\n")
         for path, name in zip(lines[0::2], lines[1::2]):
             if not name:
@@ -262,6 +272,7 @@ class Container:
 
     def _release_dependency(self, values: dict) -> None:
         """A snapshot clone tells its source it no longer depends on it (lxc_rdepends)."""
+        from pathlib import Path
         rdepends = self.dir / "lxc_rdepends"
         if not rdepends.exists():
             return
@@ -314,7 +325,7 @@ class Container:
         """The supervisor loads and validates the config itself (it has the parser loaded;
         this process then pays for no TOML import); errors come back as replies."""
         from lxctools.config.system import load_system_config
-        config_file = os.path.abspath(rcfile) if rcfile else str(self.config_path)
+        config_file = os.path.abspath(rcfile) if rcfile else self.layout.config_file_path(self.name)
         return {"op": "start", "name": self.name, "config_file": config_file, "overrides": overrides or [],
                 "command": command, "app_container": app_container,
                 "default_bridge": getattr(load_system_config(), "default_bridge", "pylbr0")}
@@ -322,7 +333,7 @@ class Container:
     def execute(self, command: list[str], *, rcfile: str | None = None,
                 overrides: list[str] | None = None) -> int:
         """Run command as an application container with this process's stdio; return its status."""
-        import signal as _signal
+        import _signal  # not signal: it imports enum for names we do not print
         from lxctools.monitor.client import connect, check
         with self.lock("execute"):
             if rcfile is None:
@@ -406,7 +417,7 @@ class Container:
         rs = self.runstate()
         if not rs.state.allows("cgroup") or not rs.pid:
             self.require_defined()
-            raise WrongStateError(f"'{self.layout.lxcpath}:{self.name}' is not running")
+            raise WrongStateError(f"'{self.layout.lxcpath_str}:{self.name}' is not running")
         plan = self.cgroup_plan(rs)
         if value is None:
             return cgroups.read_value(plan, key)
@@ -468,6 +479,7 @@ class Container:
         from lxctools.monitor.client import request_stop
         rs = self.runstate()
         if not rs.state.is_running:
+            self.require_defined()
             raise NotRunningError("is not running")
         request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=wait, reboot=reboot,
                      nokill=nokill)
@@ -514,6 +526,7 @@ class Container:
 
 
 def _rootfs_dir(value: object) -> Path | None:
+    from pathlib import Path
     if not isinstance(value, str) or not value:
         return None
     if value.startswith("dir:"):
@@ -524,6 +537,7 @@ def _rootfs_dir(value: object) -> Path | None:
 
 
 def _is_inside(path: Path, folder: Path) -> bool:
+    from pathlib import Path
     try:
         Path(os.path.abspath(path)).relative_to(os.path.abspath(folder))
     except ValueError:
@@ -594,6 +608,7 @@ def cgroup_layout_summary() -> tuple[str, set[str]]:
 
 def default_bridge(action: str, rundir: Path, *, config_file: str | None = None, force: bool = False) -> dict:
     """pyl-net: start, stop or report pyl's default bridge (pylbr0, NAT, dnsmasq)."""
+    from pathlib import Path
     from lxctools.runtime import bridge
     if action == "start":
         cfg = bridge.load_config(Path(config_file)) if config_file else bridge.load_config()
@@ -623,7 +638,7 @@ def list_container_names(layout: Layout) -> list[str]:
     """Defined containers under the lxcpath, sorted bytewise like lxc-ls."""
     names = []
     try:
-        entries = os.scandir(layout.lxcpath)
+        entries = os.scandir(layout.lxcpath_str)
     except (FileNotFoundError, NotADirectoryError):
         return []
     with entries:

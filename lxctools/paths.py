@@ -2,13 +2,20 @@
 
 Every path is derived from two roots (the lxcpath and the run dir) so tests can re-root both
 in a temp dir. Container folders hold `config.toml` (pyl) or `config` (LXC format).
+
+Layout keeps both roots as strings and answers in strings where a command's hot path asks
+(run_path, lxcpath_str, config_file_path); the Path-valued accessors import pathlib on first use,
+because `import pathlib` (with fnmatch, re, urllib.parse) costs every command ~7 ms otherwise.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONFIG_NAMES = ("config.toml", "config")
 PARTIAL_MARKER = "partial"
@@ -18,18 +25,19 @@ def _is_root() -> bool:
     return os.geteuid() == 0
 
 
-def default_rundir() -> Path:
+def default_rundir() -> str:
     env = os.environ.get("PYL_RUNDIR")
     if env:
-        return Path(env)
+        return env
     if _is_root():
-        return Path("/run/pyl")
+        return "/run/pyl"
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(xdg, "pyl") if xdg else Path.home() / ".cache" / "pyl" / "run"
+    return os.path.join(xdg, "pyl") if xdg else os.path.expanduser("~/.cache/pyl/run")
 
 
 def share_dirs() -> list[Path]:
     """Folders that may hold templates/ and config/: the checkout first, then install prefixes."""
+    from pathlib import Path
     here = Path(__file__).resolve().parent.parent
     return [here, Path(sys.prefix, "share", "pyl"), Path("/usr/local/share/pyl"), Path("/usr/share/pyl")]
 
@@ -57,11 +65,12 @@ def fnv1a_64(data: bytes) -> int:
 class Layout:
     """The two roots every per-container path hangs from."""
 
-    __slots__ = ("lxcpath", "rundir")
+    __slots__ = ("lxcpath_str", "rundir_str", "_rundir_digest")
 
-    def __init__(self, lxcpath: Path, rundir: Path) -> None:
-        self.lxcpath = Path(lxcpath)
-        self.rundir = Path(rundir)
+    def __init__(self, lxcpath: str | os.PathLike, rundir: str | os.PathLike) -> None:
+        self.lxcpath_str = os.fspath(lxcpath)
+        self.rundir_str = os.fspath(rundir)
+        self._rundir_digest: str | None = None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Layout) and (self.lxcpath, self.rundir) == (other.lxcpath, other.rundir)
@@ -70,44 +79,85 @@ class Layout:
         return hash((self.lxcpath, self.rundir))
 
     def __repr__(self) -> str:
-        return f"Layout(lxcpath={str(self.lxcpath)!r}, rundir={str(self.rundir)!r})"
+        return f"Layout(lxcpath={self.lxcpath_str!r}, rundir={self.rundir_str!r})"
 
-    def container_dir(self, name: str) -> Path:
-        return self.lxcpath / name
+    # ---- strings: what a command's hot path uses ------------------------------------------------
+    def run_path(self, *parts: str) -> str:
+        """A path in the run dir private to this lxcpath: two lxcpaths never share supervisors
+        or locks (the folder is named by a hash of the lxcpath)."""
+        if self._rundir_digest is None:
+            self._rundir_digest = f"{fnv1a_64(os.path.normpath(self.lxcpath_str).encode()):016x}"
+        return os.path.join(self.rundir_str, self._rundir_digest, *parts)
 
-    def config_file(self, name: str) -> Path | None:
+    def container_path(self, name: str) -> str:
+        return os.path.join(self.lxcpath_str, name)
+
+    def config_file_path(self, name: str) -> str | None:
         """The container's config file, or None if the folder holds none (not a container)."""
-        folder = self.container_dir(name)
         for candidate in CONFIG_NAMES:
-            path = folder / candidate
-            if path.is_file():
+            path = os.path.join(self.lxcpath_str, name, candidate)
+            if os.path.isfile(path):
                 return path
         return None
 
+    def lock_path(self, name: str) -> str:
+        # Outside the container folder so destroy can remove the folder while holding the lock.
+        return self.run_path("lock", name)
+
+    def state_path(self, name: str) -> str:
+        return self.run_path("state", f"{name}.json")
+
+    def running_lock_path(self, name: str) -> str:
+        return self.run_path("state", f"{name}.running")
+
+    # ---- Path objects, for the rest of the library ------------------------------------------------
+    @property
+    def lxcpath(self) -> Path:
+        from pathlib import Path
+        return Path(self.lxcpath_str)
+
+    @property
+    def rundir(self) -> Path:
+        from pathlib import Path
+        return Path(self.rundir_str)
+
+    def container_dir(self, name: str) -> Path:
+        from pathlib import Path
+        return Path(self.container_path(name))
+
+    def config_file(self, name: str) -> Path | None:
+        from pathlib import Path
+        path = self.config_file_path(name)
+        return Path(path) if path is not None else None
+
     @property
     def path_rundir(self) -> Path:
-        """Run dir private to this lxcpath: two lxcpaths never share supervisors or locks."""
-        digest = f"{fnv1a_64(str(self.lxcpath).encode()):016x}"
-        return self.rundir / digest
+        from pathlib import Path
+        return Path(self.run_path())
 
     def lock_file(self, name: str) -> Path:
-        # Outside the container folder so destroy can remove the folder while holding the lock.
-        return self.path_rundir / "lock" / name
+        from pathlib import Path
+        return Path(self.lock_path(name))
 
     def state_file(self, name: str) -> Path:
-        return self.path_rundir / "state" / f"{name}.json"
+        from pathlib import Path
+        return Path(self.state_path(name))
 
     def running_lock_file(self, name: str) -> Path:
-        return self.path_rundir / "state" / f"{name}.running"
+        from pathlib import Path
+        return Path(self.running_lock_path(name))
 
     @property
     def monitor_socket(self) -> Path:
-        return self.path_rundir / "monitor.sock"
+        from pathlib import Path
+        return Path(self.run_path("monitor.sock"))
 
     @property
     def monitor_lock(self) -> Path:
-        return self.path_rundir / "monitor.lock"
+        from pathlib import Path
+        return Path(self.run_path("monitor.lock"))
 
     @property
     def monitor_log(self) -> Path:
-        return self.path_rundir / "monitor.log"
+        from pathlib import Path
+        return Path(self.run_path("monitor.log"))

@@ -14,8 +14,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 from lxctools.locking import is_locked
-from lxctools.paths import Layout
 from lxctools.state import State, read_json
+
+if TYPE_CHECKING:
+    from lxctools.paths import Layout
 
 
 class RunState:
@@ -52,11 +54,11 @@ def process_starttime(pid: int, *, allow_zombie: bool = False) -> int | None:
 
 
 def read_runstate(layout: Layout, name: str) -> RunState:
-    record = read_json(layout.state_file(name))
+    record = read_json(layout.state_path(name))
     if record is None:
         return STOPPED
     state = State(record.get("state", "STOPPED"))
-    if is_locked(layout.running_lock_file(name)):
+    if is_locked(layout.running_lock_path(name)):
         return RunState(state, record, True)
     pid, start = record.get("pid"), record.get("starttime")
     if pid and start is not None and process_starttime(pid) == start:

@@ -6,8 +6,9 @@ completion filters (pyl-attach offers running containers, pyl-start stopped ones
 
 from __future__ import annotations
 
-import json
 import os
+
+from lxctools import cjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
+            f.write(cjson.dumps(data))
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
@@ -127,9 +128,9 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
         raise
 
 
-def read_json(path: Path) -> Any | None:
+def read_json(path: str | Path) -> Any | None:
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
+        with open(path, "rb") as f:
+            return cjson.loads(f.read())
+    except (FileNotFoundError, ValueError):
         return None

@@ -49,7 +49,7 @@ def running_containers(ctx, names: list[str] | None = None) -> list[tuple[str, o
         if not rs.state.is_running or not rs.pid:
             who = f"'{name}' " if len(names) > 1 else ""  # the CLI already names a single container
             if not ctx.container(name).is_defined():
-                raise NotFoundError(f"{who}does not exist in {ctx.layout.lxcpath}")
+                raise NotFoundError(f"{who}does not exist in {ctx.layout.lxcpath_str}")
             raise WrongStateError(f"{who}is not running")
         out.append((name, rs))
     return out

@@ -4,7 +4,9 @@ and return the command's exit status."""
 from __future__ import annotations
 
 import os
-import signal
+
+# _signal, not signal: the latter builds IntEnums (imports enum, ~3 ms) we have no use for.
+import _signal as signal
 
 from lxctools.errors import PylError, StartError
 

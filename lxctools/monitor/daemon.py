@@ -314,6 +314,27 @@ class Supervisor(LifecycleOps, SessionOps):
         self._reap()
 
 
+def _take_monitor_lock(layout: Layout, patience: float = 10.0) -> int | None:
+    """The lxcpath's supervisor lock, or None when another supervisor holds it and serves.
+    A holder whose socket does not answer is on its way out (its linger time ran out and it
+    closed its socket, but has not exited yet): wait for its lock instead of trusting it."""
+    deadline = time.monotonic() + patience
+    while True:
+        lock_fd = try_flock(layout.monitor_lock)
+        if lock_fd is not None:
+            return lock_fd
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            probe.connect(str(layout.monitor_socket))
+            return None
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+        finally:
+            probe.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lxcpath, rundir = Path(argv[0]), Path(argv[1])
@@ -321,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(lxcpath=lxcpath, rundir=rundir)
     linger = float(os.environ.get("PYL_MONITOR_LINGER", "30"))
     layout.path_rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    lock_fd = try_flock(layout.monitor_lock)
+    lock_fd = _take_monitor_lock(layout)
     if lock_fd is None:
         # Another supervisor for this lxcpath won the race; the client will connect to it.
         if ready_fd >= 0:

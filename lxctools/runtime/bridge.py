@@ -95,7 +95,7 @@ def load_config(path: Path = DEFAULT_CONFIG_FILE) -> BridgeConfig:
 def default_net_rundir() -> Path:
     """pyl's run dir (PYL_RUNDIR, /run/pyl for root) + ``net``; pyl-net uses the same place."""
     from lxctools.paths import default_rundir
-    return default_rundir() / "net"
+    return Path(default_rundir(), "net")
 
 
 def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:

@@ -55,7 +55,8 @@ def test_stop_exit_codes_and_argument_checks(pyl):
     make(pyl)
     r = pyl("stop", "-n", "c1")
     assert r.returncode == 2 and "is not running" in r.stderr
-    assert pyl("stop", "-n", "nosuch").returncode == 2
+    # lxc-stop(1): 2 means "exists but was not running"; a name that does not exist is 66.
+    assert pyl("stop", "-n", "nosuch").returncode == 66
     assert pyl("stop", "-n", "c1", "-k", "-t", "5").returncode == 64
     assert pyl("stop", "-n", "c1", "-k", "-r").returncode == 64
 

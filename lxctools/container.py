@@ -477,12 +477,19 @@ class Container:
              nokill: bool = False) -> None:
         from lxctools.errors import NotRunningError
         from lxctools.monitor.client import request_stop
+        options = {"kill": kill, "timeout": timeout, "wait": wait, "reboot": reboot, "nokill": nokill}
+        # The supervisor first: it answers for every container it supervises, so the usual stop
+        # reads no state file. Its "not running" leads to the checks below (missing, orphaned).
+        try:
+            request_stop(self.layout, self.name, supervised_only=True, **options)
+            return
+        except NotRunningError:
+            pass
         rs = self.runstate()
         if not rs.state.is_running:
             self.require_defined()
             raise NotRunningError("is not running")
-        request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=wait, reboot=reboot,
-                     nokill=nokill)
+        request_stop(self.layout, self.name, **options)
 
     def freeze(self) -> None:
         self._simple_request("freeze")

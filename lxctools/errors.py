@@ -42,6 +42,17 @@ class PylError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self):
+        # Errors cross processes (the netlink worker, netns helpers) pickled; subclasses take
+        # other constructor arguments (KernelError's errno), so rebuild from the attributes.
+        return _rebuild_error, (type(self), self.message), dict(self.__dict__)
+
+
+def _rebuild_error(cls: type, message: str) -> PylError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    return err
+
 
 class UsageError(PylError):
     exit_code = ExitCode.USAGE

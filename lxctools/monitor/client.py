@@ -127,14 +127,23 @@ def request(layout: Layout, message: dict[str, Any], *, start: bool = True) -> d
 
 
 def request_stop(layout: Layout, name: str, *, kill: bool, timeout: float, wait: bool = True,
-                 reboot: bool = False, nokill: bool = False) -> dict[str, Any]:
+                 reboot: bool = False, nokill: bool = False, supervised_only: bool = False) -> dict[str, Any]:
+    """Ask the supervisor to stop ``name``; NotRunningError when it is not running.
+    supervised_only: ask only a supervisor already running (NotRunningError if there is none)."""
+    from lxctools.errors import NotRunningError
     conn = try_connect(layout)
     if conn is None:
+        if supervised_only:
+            raise NotRunningError("is not running")
         # No supervisor: a container is running only if it was orphaned; a new one adopts it.
         from lxctools.runstate import read_runstate
         if read_runstate(layout, name).record is None:
-            raise PylError("is not running", exit_code=2)
+            raise NotRunningError("is not running")
         conn = connect(layout)
     with conn:
-        return conn.request({"op": "stop", "name": name, "kill": kill, "timeout": timeout,
-                             "nowait": not wait, "reboot": reboot, "nokill": nokill})
+        conn.send({"op": "stop", "name": name, "kill": kill, "timeout": timeout,
+                   "nowait": not wait, "reboot": reboot, "nokill": nokill})
+        reply = conn.receive()
+    if reply.get("ok") is False and reply.get("code") == int(NotRunningError.exit_code):
+        raise NotRunningError(reply.get("error", "is not running"))
+    return check(reply)

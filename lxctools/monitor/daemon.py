@@ -128,10 +128,17 @@ class Supervisor(LifecycleOps, SessionOps):
                 break
         self._shutdown()
 
+    def _networker_deadline(self) -> float | None:
+        from lxctools.runtime import networker
+        return networker.WORKER.idle_deadline() if "lxctools.runtime.networker" in sys.modules else None
+
     def _next_timeout(self) -> float | None:
         now = time.monotonic()
         deadlines = [s.stop_deadline for s in self.containers.values() if s.stop_deadline is not None]
         deadlines += [w.deadline for w in self.waiters if w.deadline is not None]
+        worker_deadline = self._networker_deadline()
+        if worker_deadline is not None:
+            deadlines.append(worker_deadline)
         if self.idle_since is not None:
             deadlines.append(max(self.idle_since + self.linger, 0 if self.served_any else self.started_at + STARTUP_GRACE))
         if not deadlines:
@@ -150,6 +157,9 @@ class Supervisor(LifecycleOps, SessionOps):
         return time.monotonic() >= self.idle_since + self.linger
 
     def _timers(self) -> None:
+        if self._networker_deadline() is not None:
+            from lxctools.runtime.networker import WORKER
+            WORKER.stop_if_idle()
         now = time.monotonic()
         for sup in list(self.containers.values()):
             if sup.stop_deadline is not None and now >= sup.stop_deadline and not sup.stop_kill_sent:
@@ -160,6 +170,9 @@ class Supervisor(LifecycleOps, SessionOps):
                 self._reply(waiter.client, {"ok": False, "code": 76, "error": "timed out"})
 
     def _shutdown(self) -> None:
+        if "lxctools.runtime.networker" in sys.modules:
+            from lxctools.runtime.networker import WORKER
+            WORKER.stop()
         for client in list(self.clients):
             self._close_client(client)
         if self.sock is not None:

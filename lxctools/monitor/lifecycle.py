@@ -242,8 +242,8 @@ class LifecycleOps:
         if not any(getattr(p, "type", None) == "phys" for p in sup.net_plans):
             return
         try:
-            from lxctools.runtime import net
-            net.return_phys(sup.net_plans, sup.pid)
+            from lxctools.runtime.networker import WORKER
+            WORKER.call("return_phys", sup.net_plans, sup.pid)
         except Exception as err:
             log.error("monitor", f"{sup.name}: returning phys interfaces: {err}")
 
@@ -306,15 +306,18 @@ class LifecycleOps:
                 cgroups.destroy(sup.cgroup_plan)
             except Exception as err:
                 log.error("monitor", f"{sup.name}: cgroup cleanup: {err}")
+        if sup.netinfo_sock is not None:  # first: the socket keeps the container's netns alive
+            sup.netinfo_sock.close()
+            sup.netinfo_sock = None
         if sup.net_state is not None:
             try:
                 from lxctools.runtime import net
-                net.teardown(sup.net_state)
+                rest = net.release_after_exit(sup.net_state)
+                if rest is not None:
+                    from lxctools.runtime.networker import WORKER
+                    WORKER.call("teardown", rest)
             except Exception as err:
                 log.error("monitor", f"{sup.name}: network cleanup: {err}")
-        if sup.netinfo_sock is not None:
-            sup.netinfo_sock.close()
-            sup.netinfo_sock = None
         for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
             if fd is not None:
                 try:

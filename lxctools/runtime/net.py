@@ -422,6 +422,33 @@ def teardown(state: HostNetState) -> None:
         raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
 
 
+def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState | None:
+    """Teardown's usual case without netlink, for the supervisor after the container's init died.
+
+    A veth's host end goes with its peer when the container's network namespace dies (a few ms
+    after init): wait for that by sysfs instead of deleting it, and release the address leases.
+    Returns what still needs netlink (a host end still there after ``wait`` because something
+    else holds the namespace, physical devices to restore) for teardown(), or None. This keeps a
+    stop from needing pyroute2, whose worker may have been let go hours ago."""
+    import time
+    deadline = time.monotonic() + wait
+    left = [name for name in state.veth_hosts if os.path.exists(f"/sys/class/net/{name}")]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.0005)
+        left = [name for name in left if os.path.exists(f"/sys/class/net/{name}")]
+    failures = []
+    for lease in state.leases:
+        try:
+            ipam.release(Path(lease.lxcpath), lease.bridge_cidr, lease.container)
+        except OSError as exc:
+            failures.append(f"releasing lease of {lease.container}: {exc.strerror}")
+    if failures:
+        raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
+    if not left and not state.phys:
+        return None
+    return HostNetState(pid=state.pid, veth_hosts=left, phys=list(state.phys))
+
+
 def _restore_phys(ipr: IPRoute, phys: PhysState) -> None:
     idx = _lookup(ipr, phys.host_name)
     if idx is None:
@@ -483,6 +510,27 @@ def delete_link(name: str) -> bool:
                 return False
             raise _translate(exc, f"deleting {name}") from exc
     return True
+
+
+def within_netns(pid: int, func: Callable[[], T]) -> T:
+    """Run ``func`` in pid's network namespace in this thread (setns there and back): for the
+    netlink worker, whose sockets then open inside the container. Cheaper than in_netns's fork."""
+    from lxctools.kernel import ns
+
+    try:
+        target = ns.open_ns(pid, "net")
+    except FileNotFoundError:
+        raise PylError(f"process {pid} does not exist (container not running?)") from None
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.setns(target, ns.CLONE_NEWNET)
+        try:
+            return func()
+        finally:
+            ns.setns(own, ns.CLONE_NEWNET)
+    finally:
+        os.close(target)
+        os.close(own)
 
 
 # ----------------------------------------------------------------------------------- inspection --

@@ -12,7 +12,6 @@ Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; superv
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -212,15 +211,17 @@ def start_container(req: StartRequest) -> Started:
         pid = int(line.split()[1])
         log.debug("start", f"{req.name}: init is {pid}; host network")
         if net_plans:
-            from lxctools.runtime import net
-            net_state = net.setup_host(net_plans, pid, lxcpath=Path(req.lxcpath))
+            # Host links and their configuration inside the container's namespace, both done by
+            # the netlink worker (pyroute2 lives there, not in the supervisor: see networker).
+            from lxctools.runtime.networker import WORKER
+            net_state = WORKER.call("setup", net_plans, pid, req.lxcpath)
         # The first child moved init into the cgroup2 directory meanwhile (see _intermediate).
         _, status = os.waitpid(first, 0)
         first = None
         if status != 0:
             line = reader.readline().decode().strip()
             raise StartError(line.removeprefix("error ") or "moving init into its cgroup failed")
-        parent_sock.sendall(b"go " + _encode_net_state(net_state) + b"\n")
+        parent_sock.sendall(b"go\n")
         log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
         # hooks run now, between the container's setup and its init, as in LXC.
@@ -259,8 +260,8 @@ def start_container(req: StartRequest) -> Started:
             except PylError as cleanup_err:
                 log.error("start", f"cleanup of cgroup failed: {cleanup_err}")
         if net_state is not None:
-            from lxctools.runtime import net
-            net.teardown(net_state)
+            from lxctools.runtime.networker import WORKER
+            WORKER.call("teardown", net_state)
         os.close(console_master)
         for master, _ in tty_pairs:
             os.close(master)
@@ -282,14 +283,6 @@ def _create_cgroup(cgroups: Any, values: Mapping[str, Any], name: str, layout: A
         except cgroups.CgroupInUse:
             continue
     raise StartError(f"no free cgroup name for {name} (pyl.payload.{name}-N all busy)")
-
-
-def _encode_net_state(state: Any) -> bytes:
-    from dataclasses import asdict, is_dataclass
-    if state is None:
-        return b"null"
-    data = asdict(state) if is_dataclass(state) else state
-    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _kill_and_reap(pid: int) -> None:
@@ -354,13 +347,10 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         values = req.values
         reader = sock.makefile("rb")
         line = reader.readline().decode().strip()
-        if not line.startswith("go"):
+        if line != "go":
             os._exit(1)
         if new_cgroupns:  # now in every final cgroup: they become the namespace's root
             ns.unshare(ns.CLONE_NEWCGROUP)
-        if net_plans:
-            from lxctools.runtime import net
-            net.configure_inside(net_plans, _decode_net_state(json.loads(line[3:] or "null")))
         _preload_for_container(sec_plan)
         uts = values.get("lxc.uts.name") or req.name
         ns.sethostname(str(uts))
@@ -433,13 +423,6 @@ def _preload_for_container(sec_plan: Any) -> None:
     if getattr(sec_plan, "seccomp", None) is not None:
         from lxctools.kernel import seccomp
         seccomp.available()  # dlopen libseccomp while its path still resolves
-
-
-def _decode_net_state(data: Any) -> Any:
-    if data is None:
-        return None
-    from lxctools.runtime import net
-    return net.HostNetState.from_json(json.dumps(data))
 
 
 def _setup_stdio(req: StartRequest, console_slave: int) -> None:

@@ -5,6 +5,7 @@ the supervisor is killed. Traffic stays on pylbr0 between this host and its cont
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -82,3 +83,54 @@ def test_static_address_and_bad_network_config(pyl, tmp_path):
     r = pyl("start", "-n", "s1", "-s", "lxc.net.0.veth.pair=averyveryverylongname")
     assert r.returncode == 78 and "15" in r.stderr
     assert pyl.ok("info", "-n", "s1", "-s", "-H").stdout == "STOPPED\n"
+
+
+def _supervisor_children(pyl) -> tuple[int, list[str]]:
+    """(supervisor pid, command lines of its children that are pyl processes: the netlink worker)."""
+    sock = str(pyl.rundir)
+    supervisors = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmd = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"lxctools.monitor.daemon" in cmd and sock.encode() in cmd:
+                supervisors.append(int(entry))
+    parent = {}
+    for pid in supervisors:
+        with open(f"/proc/{pid}/stat") as f:
+            parent[pid] = int(f.read().rsplit(")", 1)[1].split()[1])  # field 4: ppid
+    roots = [pid for pid in supervisors if parent[pid] not in parent]
+    assert len(roots) == 1, parent
+    return roots[0], [str(pid) for pid in supervisors if parent[pid] == roots[0]]
+
+
+@requires_root
+@requires_busybox
+def test_pyroute2_leaves_with_the_netlink_worker_and_stop_needs_none(pyl):
+    # The worker holding pyroute2 goes after PYL_NETWORKER_LINGER idle seconds; the supervisor
+    # alone keeps the container running, and a later stop removes its veth without a worker.
+    pyl.env["PYL_NETWORKER_LINGER"] = "0.2"
+    pyl.env["PYL_MONITOR_LINGER"] = "30"
+    pyl.ok("create", "-n", "c1", "-t", "busybox")
+    pyl.ok("start", "-n", "c1")
+    info = json.loads(pyl.ok("info", "-n", "c1", "--json").stdout)
+    assert info["ips"] and info["links"]
+    veth = info["links"][0]["link"]
+    supervisor, workers = _supervisor_children(pyl)
+    deadline = time.monotonic() + 5
+    while workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+        supervisor, workers = _supervisor_children(pyl)
+    assert workers == []
+    assert os.path.exists(f"/sys/class/net/{veth}")
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert not os.path.exists(f"/sys/class/net/{veth}")
+    assert _supervisor_children(pyl) == (supervisor, [])  # the stop spawned no worker
+    os.kill(supervisor, 15)  # the fixture checks nothing is left; don't wait for the linger
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{supervisor}"):
+            break
+        time.sleep(0.02)

@@ -1,0 +1,187 @@
+"""The netlink worker: a child of the supervisor that holds pyroute2, so the supervisor does not.
+
+pyroute2 is the biggest thing pyl loads: ~15 MB of memory and 100-200 ms of imports (asyncio,
+its NDB, every protocol it knows). The supervisor lives as long as containers run, so whatever it
+imports stays resident for hours; network setup happens only at start and stop. The supervisor
+therefore forks this worker on its first network operation and sends it each one (set up a
+container's links, configure them inside its namespace, tear them down). The worker imports
+pyroute2, answers, and is stopped by the supervisor once no network operation came for
+PYL_NETWORKER_LINGER seconds (default 5): a host with 50 running containers keeps only the
+supervisor. Starts in a row find the worker warm; an occasional start pays the import, as it
+did before in the supervisor itself.
+
+Requests and answers are pickled over a socketpair, each prefixed by its length. The worker
+never exits by itself (the supervisor decides, so a request never meets a worker on its way
+out); it dies with the supervisor (PDEATHSIG) and on EOF. Errors come back as PylErrors.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+from lxctools.errors import PylError
+
+_LENGTH = 4
+
+
+def _send(sock, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(len(data).to_bytes(_LENGTH, sys.byteorder) + data)
+
+
+def _recv_exactly(sock, size: int) -> bytes | None:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def _recv(sock) -> Any | None:
+    head = _recv_exactly(sock, _LENGTH)
+    if head is None:
+        return None
+    body = _recv_exactly(sock, int.from_bytes(head, sys.byteorder))
+    return None if body is None else pickle.loads(body)
+
+
+# ----------------------------------------------------------------------------- worker side --
+
+def _setup(plans: Any, pid: int, lxcpath: str | None) -> Any:
+    """Host side of every plan, then the container side from inside its network namespace."""
+    from pathlib import Path
+    from lxctools.runtime import net
+    state = net.setup_host(plans, pid, lxcpath=Path(lxcpath) if lxcpath else None)
+    try:
+        net.within_netns(pid, lambda: net.configure_inside(plans, state))
+    except BaseException:
+        try:
+            net.teardown(state)
+        except PylError:
+            pass  # the configuration error is the one worth reporting
+        raise
+    return state
+
+
+def _teardown(state: Any) -> None:
+    from lxctools.runtime import net
+    net.teardown(state)
+
+
+def _return_phys(plans: Any, pid: int) -> None:
+    from lxctools.runtime import net
+    net.return_phys(plans, pid)
+
+
+OPERATIONS = {"setup": _setup, "teardown": _teardown, "return_phys": _return_phys}
+
+
+def _serve(sock) -> None:
+    while True:
+        request = _recv(sock)
+        if request is None:
+            return  # the supervisor closed its end: done
+        op, args = request
+        try:
+            reply = (True, OPERATIONS[op](*args))
+        except PylError as err:
+            reply = (False, err)
+        except BaseException as err:  # noqa: BLE001 - anything else becomes a PylError
+            # (a pyroute2 exception unpickled in the supervisor would import pyroute2 there)
+            reply = (False, PylError(f"network: {type(err).__name__}: {err}"))
+        _send(sock, reply)
+
+
+def _worker_main(sock, keep: set[int]) -> None:
+    """In the forked child. Never returns."""
+    try:
+        import signal
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        from lxctools.kernel import ns
+        ns.set_pdeathsig(signal.SIGKILL)
+        from lxctools.runtime.procsetup import close_other_fds
+        close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
+        _serve(sock)
+    finally:
+        os._exit(0)
+
+
+# ------------------------------------------------------------------------- supervisor side --
+
+class NetWorker:
+    """The supervisor's handle on its worker: call() forks one when needed."""
+
+    def __init__(self, linger: float | None = None) -> None:
+        self.linger = float(os.environ.get("PYL_NETWORKER_LINGER", "5")) if linger is None else linger
+        self.pid: int | None = None
+        self.sock = None
+        self.last_used = 0.0
+
+    def call(self, op: str, *args: Any) -> Any:
+        if self.sock is None:
+            self._spawn()
+        try:
+            _send(self.sock, (op, args))
+            reply = _recv(self.sock)
+        except OSError:
+            reply = None
+        self.last_used = time.monotonic()
+        if reply is None:
+            self.stop()
+            raise PylError(f"the netlink worker died during '{op}' (see monitor.log)")
+        ok, value = reply
+        if ok:
+            return value
+        raise value
+
+    def idle_deadline(self) -> float | None:
+        """When the worker should go (monotonic), or None if there is none."""
+        return self.last_used + self.linger if self.sock is not None else None
+
+    def stop_if_idle(self) -> None:
+        deadline = self.idle_deadline()
+        if deadline is not None and time.monotonic() >= deadline:
+            self.stop()
+
+    def stop(self) -> None:
+        """Close our end; the worker exits on EOF. Its exit status is collected here or by the
+        supervisor's SIGCHLD reaper, whichever comes first."""
+        if self.sock is None:
+            return
+        self.sock.close()
+        self.sock = None
+        pid, self.pid = self.pid, None
+        if pid is not None:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+    def _spawn(self) -> None:
+        import socket
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for s in (ours, theirs):
+            os.set_inheritable(s.fileno(), False)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker
+            ours.close()
+            _worker_main(theirs, {0, 1, 2, theirs.fileno()})
+        theirs.close()
+        self.pid, self.sock = pid, ours
+        self.last_used = time.monotonic()
+
+
+# The supervisor's one worker (start_container and the teardown code reach it through here).
+WORKER = NetWorker()

@@ -22,6 +22,7 @@ ALL_COLUMNS = ["NAME", "STATE", "PID", "RAM", "SWAP", "AUTOSTART", "GROUPS", "IN
 MIN_WIDTH = {"NAME": 4, "STATE": 5, "AUTOSTART": 9, "GROUPS": 6, "INTERFACE": 9, "IPV4": 4, "IPV6": 4,
              "PID": 3, "RAM": 5, "SWAP": 6, "UNPRIVILEGED": 12}
 NEEDS_RUNTIME = {"PID", "RAM", "SWAP", "INTERFACE", "IPV4", "IPV6", "CPU"}
+NEEDS_STATS = {"RAM", "SWAP", "CPU"}  # cgroup statistics: asked for only when shown
 NEEDS_CONFIG = {"AUTOSTART", "GROUPS", "UNPRIVILEGED", "MEMORY", "ROOTFS", "TEMPLATE"}
 NEEDS_NET = {"INTERFACE", "IPV4", "IPV6"}
 
@@ -84,7 +85,7 @@ def run(args, ctx) -> int:
         if groups_wanted:
             rows = [r for r in rows if set(groups_wanted) <= set(r.get("_groups", []))]
     if wanted & NEEDS_RUNTIME:
-        _fill_runtime(rows, layout, net=bool(wanted & NEEDS_NET))
+        _fill_runtime(rows, layout, net=bool(wanted & NEEDS_NET), stats=bool(wanted & NEEDS_STATS))
 
     out = sys.stdout
     if args.json:
@@ -154,7 +155,7 @@ def _template_of(layout, name: str) -> str:
     return "-"
 
 
-def _fill_runtime(rows: list[dict], layout, net: bool) -> None:
+def _fill_runtime(rows: list[dict], layout, net: bool, stats: bool) -> None:
     from lxctools.container import Container, live_info
     running = [r for r in rows if r.get("_rs") is not None and r["_rs"].state.is_running]
     for row in rows:
@@ -162,25 +163,26 @@ def _fill_runtime(rows: list[dict], layout, net: bool) -> None:
             row[col] = "-"
     if not running:
         return
-    live = live_info(layout, [r["NAME"] for r in running], net=net) or {}
+    live = live_info(layout, [r["NAME"] for r in running], net=net, stats=stats) or {}
     for row in running:
         rs = row["_rs"]
         row["PID"] = str(rs.pid or "-")
         entry = live.get(row["NAME"])
+        usage: dict = {}
         if entry is not None:
-            stats = entry.get("stats") or {}
-        else:  # orphaned (supervisor gone): read the cgroup here
+            usage = entry.get("stats") or {}
+        elif stats:  # orphaned (supervisor gone): read the cgroup here
             local = Container(row["NAME"], layout).stats(rs)
             from dataclasses import asdict
-            stats = asdict(local) if local is not None else {}
-        if stats.get("memory_bytes") is not None:
-            row["RAM"] = f"{stats['memory_bytes'] / 1048576:.2f}MB"
-            row["_ram"] = stats["memory_bytes"]
-        if stats.get("swap_bytes") is not None:
-            row["SWAP"] = f"{stats['swap_bytes'] / 1048576:.2f}MB"
-        if stats.get("cpu_ns") is not None:
-            row["CPU"] = f"{stats['cpu_ns'] / 1e9:.2f}s"
-            row["_cpu"] = stats["cpu_ns"]
+            usage = asdict(local) if local is not None else {}
+        if usage.get("memory_bytes") is not None:
+            row["RAM"] = f"{usage['memory_bytes'] / 1048576:.2f}MB"
+            row["_ram"] = usage["memory_bytes"]
+        if usage.get("swap_bytes") is not None:
+            row["SWAP"] = f"{usage['swap_bytes'] / 1048576:.2f}MB"
+        if usage.get("cpu_ns") is not None:
+            row["CPU"] = f"{usage['cpu_ns'] / 1e9:.2f}s"
+            row["_cpu"] = usage["cpu_ns"]
         ifaces = (entry or {}).get("interfaces")
         if not net or ifaces is None:
             continue

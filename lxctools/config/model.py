@@ -65,9 +65,25 @@ def _document(text: str, fmt: str, source: str) -> LxcDocument | TomlDocument:
     raise ConfigError(f"unknown config format '{fmt}' (expected lxc or toml)")
 
 
+# Included files, parsed once per process while unchanged: fifty containers sharing
+# common.toml (pyl-ls -f, the supervisor starting them) parse it once, not fifty times.
+_INCLUDED: dict[str, tuple[tuple[int, int, int], LxcDocument | TomlDocument]] = {}
+
+
 def _read_document(path: str, where: str | None = None) -> LxcDocument | TomlDocument:
+    try:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None  # _read reports it
+    cached = _INCLUDED.get(path)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     text = _read(path, where)
-    return _document(text, "toml" if path.endswith(".toml") else "lxc", path)
+    doc = _document(text, "toml" if path.endswith(".toml") else "lxc", path)
+    if stamp is not None:
+        _INCLUDED[path] = (stamp, doc)
+    return doc
 
 
 def _include_targets(entry: Entry, base_dir: str | None) -> list[str]:

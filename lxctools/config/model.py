@@ -356,12 +356,10 @@ class ContainerConfig:
                      for v in items]
             if fixed == items:
                 continue
-            if key == "lxc.include" or keys.is_multi(key):
-                self.clear(key)
-                for value in fixed:
-                    self.append(key, value)
-            else:
-                self.set(key, fixed[0])
+            # This document's own lines of KEY become FIXED, in place (what clear + append
+            # would leave, in one edit: a TOML document then needs no tomlkit for it).
+            self._doc.set_key(key, fixed)
+            self._changed()
 
     def expand_hwaddr(self) -> dict[str, str]:
         """Replace x placeholders in the top-level document's lxc.net.N.hwaddr; returns what changed."""

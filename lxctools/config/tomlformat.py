@@ -197,6 +197,86 @@ def _table_parts(table: str) -> list[str]:
     return table.split(".")
 
 
+def _defining_lines(lines: list[str], key: str) -> tuple[list[tuple[int, str]], set[str]] | None:
+    """(lines defining KEY as (index, key text as written), every table header seen), from a
+    line scan that follows plain TOML only: [table] headers of bare parts and `name = value`
+    lines; arrays may span lines. None when the text holds anything else ([[...]], quoted
+    header parts, a definition of KEY spanning lines), so the caller falls back to tomlkit."""
+    hits: list[tuple[int, str]] = []
+    headers: set[str] = set()
+    table = ""
+    depth = 0  # open [ of a multi-line array value
+    for index, raw in enumerate(lines):
+        line = raw.strip()
+        if depth:
+            depth += _bracket_balance(line)
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            if line.startswith("[[") or '"' in line or "'" in line:
+                return None
+            head = line[1:].split("]", 1)[0].strip()
+            table = ".".join(part.strip() for part in head.split("."))
+            headers.add(table)
+            continue
+        name, eq, value = line.partition("=")
+        if not eq:
+            return None
+        name = name.strip()
+        if name.startswith('"') and name.endswith('"') and name.count('"') == 2:
+            bare = name[1:-1]
+        elif all(c in _BARE or c == "." for c in name):
+            bare = ".".join(part.strip() for part in name.split("."))
+        else:
+            return None
+        balance = _bracket_balance(value)
+        full = f"{table}.{bare}" if table else bare
+        if full.startswith("lxc") and keys.canonical(full) == key:
+            if balance:
+                return None
+            hits.append((index, raw[:raw.index("=")].rstrip()))
+        depth = balance
+    return hits, headers
+
+
+def _split_comment(line: str) -> tuple[str, str | None]:
+    """(code, trailing '# comment' or None) of one line, minding quoted strings."""
+    quote = ""
+    escaped = False
+    for index, c in enumerate(line):
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\" and quote == '"':
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            return line[:index].rstrip(), line[index:].strip()
+    return line, None
+
+
+def _bracket_balance(text: str) -> int:
+    """Open minus closed square brackets outside strings and comments (array nesting)."""
+    balance, quote = 0, ""
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            break
+        elif c == "[":
+            balance += 1
+        elif c == "]":
+            balance -= 1
+    return balance
+
+
 # --- the document ---------------------------------------------------------------------
 
 class TomlDocument:
@@ -295,11 +375,123 @@ class TomlDocument:
 
         prune(self._doc())
 
+    def _comments_and_entries_by_text(self) -> list[tuple[str | None, Entry | None]] | None:
+        """comments_and_entries from a line scan of plain TOML (see _defining_lines), without
+        tomlkit; None when the text holds anything the scan does not follow, or when the scan
+        did not account for every entry exactly once."""
+        import tomllib
+
+        if '"""' in self.text or "'''" in self.text:
+            return None
+        first = [e for e in self._entries if e.key == "lxc.include" or keys.lookup(e.key).group_clear]
+        out: list[tuple[str | None, Entry | None]] = [(None, e) for e in first]
+        first_keys = {e.key for e in first}
+        pending: dict[str, list[Entry]] = {}
+        for e in self._entries:
+            if e.key not in first_keys:
+                pending.setdefault(e.key, []).append(e)
+        table, lxc_table = "", False
+        lines = self.text.split("\n")
+        i = 0
+        while i < len(lines):
+            line = lines[i].strip()
+            i += 1
+            if not line:
+                continue
+            if line.startswith("#"):
+                out.append((line, None))
+                continue
+            code, comment = _split_comment(line)
+            if code.startswith("["):
+                if code.startswith("[[") or '"' in code or "'" in code or not code.endswith("]"):
+                    return None
+                table = ".".join(part.strip() for part in code[1:-1].split("."))
+                lxc_table = table == "lxc" or table.startswith("lxc.")
+                if comment and lxc_table:
+                    out.append((comment, None))
+                continue
+            name, eq, value = code.partition("=")
+            if not eq:
+                return None
+            while _bracket_balance(value) > 0 and i < len(lines):  # a multi-line array
+                more, more_comment = _split_comment(lines[i].strip())
+                value += "\n" + more
+                i += 1
+            name = name.strip()
+            if name.startswith('"') and name.endswith('"') and name.count('"') == 2:
+                bare = name[1:-1]
+            elif all(c in _BARE or c == "." for c in name):
+                bare = ".".join(part.strip() for part in name.split("."))
+            else:
+                return None
+            full = f"{table}.{bare}" if table else bare
+            if not (full == "lxc" or full.startswith("lxc.")):
+                continue
+            if comment:
+                out.append((comment, None))
+            key = keys.canonical(full)
+            if key in first_keys:
+                continue
+            try:
+                parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+            except tomllib.TOMLDecodeError:
+                return None
+            count = len(parsed) if isinstance(parsed, list) else 1
+            queue = pending.get(key, [])
+            if len(queue) < count:
+                return None
+            out.extend((None, e) for e in queue[:count])
+            del queue[:count]
+        if any(pending.values()):
+            return None
+        return out
+
+    # --- edits without tomlkit ---
+    def _set_key_by_text(self, key: str, values: list[str]) -> bool:
+        """set_key for the plain cases pyl-create and pyl-copy make, on the text itself: one
+        single-line `name = value` replaced in place, or a key whose table does not exist yet
+        appended as a new table. The result is re-read and must hold exactly the old entries
+        with KEY's values replaced; anything else (or anything this line scan does not follow)
+        returns False with the document unchanged, and tomlkit does the edit. Saves importing
+        tomlkit (~10 ms) and parsing with it."""
+        if not values or self._tk is not None or '"""' in self.text or "'''" in self.text:
+            return False
+        lines = self.text.split("\n")
+        found = _defining_lines(lines, key)
+        if found is None:
+            return False
+        hits, headers = found
+        if len(hits) == 1:
+            index, key_text = hits[0]
+            if "#" in lines[index]:
+                return False  # a trailing comment would be lost
+            lines[index] = f"{key_text} = {value_text(key, values)}"
+            text = "\n".join(lines)
+        elif not hits:
+            table, name = placement(key, {e.key for e in self._entries} | {key})
+            if table in headers:
+                return False  # inserting into an existing table: tomlkit places it
+            header = "[" + ".".join(toml_key(p) for p in _table_parts(table)) + "]"
+            text = self.text.rstrip("\n") + f"\n\n{header}\n{toml_key(name)} = {value_text(key, values)}\n"
+        else:
+            return False
+        try:
+            entries = flatten(load_toml(text, self.source), self.source)
+        except ConfigError:
+            return False
+        expected = [(e.key, e.value) for e in self._entries if e.key != key] + [(key, v) for v in values]
+        if sorted((e.key, e.value) for e in entries) != sorted(expected):
+            return False
+        self.text, self._entries = text, entries
+        return True
+
     # --- editing API (same as LxcDocument) ---
     def own_values(self, key: str) -> list[str]:
         return [e.value for e in self._entries if e.key == key]
 
     def set_key(self, key: str, values: list[str]) -> None:
+        if self._set_key_by_text(key, values):
+            return
         leaves = self._leaves()
         matches = [(owner, name) for owner, name, full in leaves if full == key]
         item = self._item(key, values)
@@ -350,6 +542,11 @@ class TomlDocument:
 
     def comments_and_entries(self):
         """(comment_or_None, Entry_or_None) pairs in processing order, for conversion to LXC."""
+        if self._tk is None:
+            by_text = self._comments_and_entries_by_text()
+            if by_text is not None:
+                yield from by_text
+                return
         from tomlkit.items import Comment, Table
 
         first = [e for e in self._entries if e.key == "lxc.include" or keys.lookup(e.key).group_clear]

@@ -248,3 +248,63 @@ def test_garbage_toml_raises_only_config_error(doc, tmp_path_factory) -> None:
         cfg.to_text("lxc")
     except ConfigError:
         pass
+
+
+# --- TOML edits without tomlkit must agree with tomlkit --------------------------------------
+
+COMMENT = st.sampled_from(["# a comment", "# lxc.uts.name = not a key", "#", "# [lxc.fake]", "# \"q\" = 1"])
+
+
+@st.composite
+def toml_documents(draw) -> tuple[str, list[tuple[str, str]]]:
+    """A TOML config as pyl writes it (render), with comments sprinkled in, and edits to make."""
+    from lxctools.config.tomlformat import render
+    pairs = draw(valid_configs())
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        if keys.lookup(key).multi or key not in grouped:
+            grouped.setdefault(key, []).append(value)
+    items = [(key, values, draw(st.lists(COMMENT, max_size=2))) for key, values in grouped.items()]
+    text = render(items, draw(st.lists(COMMENT, max_size=2)), draw(st.lists(COMMENT, max_size=1)))
+    edits = draw(st.lists(valid_configs(), min_size=1, max_size=3))
+    return text, [edit[0] for edit in edits]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(toml_documents())
+def test_toml_edits_by_text_match_tomlkit(doc: tuple[str, list[tuple[str, str]]]) -> None:
+    from lxctools.config.tomlformat import TomlDocument
+    text, edits = doc
+    fast, slow = TomlDocument(text, "t"), TomlDocument(text, "t")
+    slow._doc()  # tomlkit from the start: every edit and walk goes its way
+
+    def walk(d: TomlDocument) -> list:
+        return [(c, (e.key, e.value) if e else None) for c, e in d.comments_and_entries()]
+
+    by_text = fast._comments_and_entries_by_text()
+    assert by_text is None or [(c, (e.key, e.value) if e else None) for c, e in by_text] == walk(slow)
+    for key, value in edits:
+        fast.set_key(key, [value])
+        slow.set_key(key, [value])
+        assert sorted((e.key, e.value) for e in fast.entries()) == sorted((e.key, e.value) for e in slow.entries())
+    assert ContainerConfig.from_text(fast.to_text(), fmt="toml").values() == \
+        ContainerConfig.from_text(slow.to_text(), fmt="toml").values()
+
+
+def test_plain_edits_need_no_tomlkit() -> None:
+    from lxctools.config.tomlformat import TomlDocument
+    doc = TomlDocument('[lxc]\ninclude = ["common.toml"]\n\n[lxc.net.0]\n# eth0\ntype = "veth"\n'
+                       'hwaddr = "00:16:3e:xx:xx:xx"\n"ipv4.address" = ["auto"]\n', "t")
+    common = str(Path(__file__).resolve().parents[2] / "configs" / "common.toml")
+    doc.set_key("lxc.include", [common])
+    doc.set_key("lxc.net.0.hwaddr", ["00:16:3e:12:34:56"])
+    doc.set_key("lxc.uts.name", ["c1"])               # a new table, appended
+    doc.set_key("lxc.net.0.ipv4.address", ["10.0.3.2/24", "10.0.3.3/24"])
+    assert doc._tk is None
+    assert [c for c, e in doc.comments_and_entries() if c] == ["# eth0"] and doc._tk is None
+    values = ContainerConfig.from_text(doc.to_text(), fmt="toml").values()
+    assert values["lxc.net.0.hwaddr"] == "00:16:3e:12:34:56" and values["lxc.uts.name"] == "c1"
+    assert values["lxc.net.0.ipv4.address"] == ["10.0.3.2/24", "10.0.3.3/24"]
+    assert f'include = ["{common}"]' in doc.to_text()
+    doc.set_key("lxc.net.0.mtu", ["1400"])             # into an existing table: tomlkit's job
+    assert doc._tk is not None and "mtu = 1400" in doc.to_text()

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import string
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
 
 from lxctools.container import Container, remove_tree
 from lxctools.runtime.storage import (  # noqa: F401  (re-exported: clone's public storage helpers)
@@ -34,7 +31,10 @@ from lxctools.errors import (
 from lxctools.names import validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Iterable
+
     from lxctools.config.model import ContainerConfig
 
 SNAPS_DIR = "snaps"
@@ -132,16 +132,15 @@ def _unregister_clone(owner_dir: Path, clone: tuple[str, str]) -> None:
 
 
 # ---- building a copy -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class CopyRequest:
-    """What a copy should produce; the CLI fills it from pyl-copy's options."""
+class CopyRequest(namedtuple("CopyRequest", "snapshot backing keep_name keep_mac allow_running ephemeral",
+                             defaults=(False, None, False, False, False, False))):
+    """What a copy should produce; the CLI fills it from pyl-copy's options.
 
-    snapshot: bool = False          # -s: overlay clone (copy-on-write) instead of a full copy
-    backing: str | None = None      # -B: "dir" or "overlay"; None keeps the source's kind
-    keep_name: bool = False         # -K
-    keep_mac: bool = False          # -M
-    allow_running: bool = False     # -a
-    ephemeral: bool = False         # lxc.ephemeral = 1 in the copy
+    snapshot (-s): overlay clone (copy-on-write) instead of a full copy; backing (-B): "dir" or
+    "overlay", None keeps the source's kind; keep_name (-K); keep_mac (-M); allow_running (-a);
+    ephemeral: lxc.ephemeral = 1 in the copy. (A namedtuple: dataclasses cost ~5 ms to import.)"""
+
+    __slots__ = ()
 
     def target_kind(self, source: Storage) -> str:
         backing = {"overlayfs": "overlay"}.get(self.backing or "", self.backing)
@@ -386,18 +385,19 @@ def _prepare_renamed_configs(src: Container, dest: Container, keep_name: bool) -
 
 def ephemeral_name(base: str) -> str:
     """NAME_XXXXXX as lxc-copy -e picks when no -N is given."""
+    import secrets
+    import string
     alphabet = string.ascii_letters + string.digits
     suffix = "".join(secrets.choice(alphabet) for _ in range(6))
     return f"{base[:64 - 7]}_{suffix}"
 
 
 # ---- snapshots ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SnapshotInfo:
-    name: str
-    lxcpath: Path           # LXCPATH/NAME/snaps
-    timestamp: str          # YYYY:MM:DD hh:mm:ss ("" if the ts file is missing)
-    comment: str | None     # the comment file's text
+class SnapshotInfo(namedtuple("SnapshotInfo", "name lxcpath timestamp comment")):
+    """lxcpath: LXCPATH/NAME/snaps; timestamp: YYYY:MM:DD hh:mm:ss ("" if the ts file is
+    missing); comment: the comment file's text, or None."""
+
+    __slots__ = ()
 
     def line(self) -> str:
         return f"{self.name} ({self.lxcpath}) {self.timestamp}"

@@ -11,22 +11,25 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
-from typing import Iterable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable
 
 from lxctools.errors import PylError, UsageError
 
 
 # ---- storage of a container --------------------------------------------------------------
-@dataclass(frozen=True)
-class Storage:
-    """Where a container's root filesystem lives, from lxc.rootfs.path."""
+# namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis...) is ~5 ms of pyl-copy.
+class Storage(namedtuple("Storage", "kind path lowers prefixed", defaults=(None, (), False))):
+    """Where a container's root filesystem lives, from lxc.rootfs.path.
 
-    kind: str                       # "dir", "overlay" or "none" (no lxc.rootfs.path)
-    path: Path | None = None        # dir: the rootfs; overlay: the upper dir
-    lowers: tuple[Path, ...] = ()   # overlay only
-    prefixed: bool = False          # dir: the value was written as "dir:PATH"
+    kind: "dir", "overlay" or "none" (no lxc.rootfs.path); path: dir: the rootfs, overlay: the
+    upper dir; lowers: overlay only; prefixed: dir: the value was written as "dir:PATH"."""
+
+    __slots__ = ()
 
 
 def parse_storage(value: object) -> Storage:

@@ -126,25 +126,36 @@ class NetWorker:
     def __init__(self, linger: float | None = None) -> None:
         self.linger = float(os.environ.get("PYL_NETWORKER_LINGER", "5")) if linger is None else linger
         self.pid: int | None = None
+        self.pidfd: int | None = None  # waits aim at this worker even once its PID is reused
         self.sock = None
         self.last_used = 0.0
 
     def call(self, op: str, *args: Any) -> Any:
-        if self.sock is None:
-            self._spawn()
-        try:
-            _send(self.sock, (op, args))
-            reply = _recv(self.sock)
-        except OSError:
-            reply = None
-        self.last_used = time.monotonic()
-        if reply is None:
-            self.stop()
-            raise PylError(f"the netlink worker died during '{op}' (see monitor.log)")
-        ok, value = reply
-        if ok:
-            return value
-        raise value
+        for attempt in (1, 2):
+            if self.sock is None:
+                self._spawn()
+            try:
+                _send(self.sock, (op, args))
+            except OSError:
+                # Gone before this request (killed, or reaped by the supervisor's SIGCHLD
+                # handler): nothing of it was done, so a fresh worker may take it.
+                self.stop()
+                if attempt == 2:
+                    raise PylError(f"cannot start the netlink worker for '{op}' (see monitor.log)") from None
+                continue
+            try:
+                reply = _recv(self.sock)
+            except OSError:
+                reply = None
+            self.last_used = time.monotonic()
+            if reply is None:
+                self.stop()  # died during the request: its effect is unknown, so no retry
+                raise PylError(f"the netlink worker died during '{op}' (see monitor.log)")
+            ok, value = reply
+            if ok:
+                return value
+            raise value
+        raise AssertionError("unreachable")
 
     def idle_deadline(self) -> float | None:
         """When the worker should go (monotonic), or None if there is none."""
@@ -155,19 +166,28 @@ class NetWorker:
         if deadline is not None and time.monotonic() >= deadline:
             self.stop()
 
-    def stop(self) -> None:
-        """Close our end; the worker exits on EOF. Its exit status is collected here or by the
-        supervisor's SIGCHLD reaper, whichever comes first."""
+    def stop(self, patience: float = 2.0) -> None:
+        """Close our end; the worker exits on EOF (or is killed after ``patience`` seconds).
+        Its exit status is collected here or by the supervisor's SIGCHLD reaper, whichever
+        comes first; through the pidfd, so never another child that reused its PID."""
         if self.sock is None:
             return
         self.sock.close()
         self.sock = None
-        pid, self.pid = self.pid, None
-        if pid is not None:
+        pidfd, self.pidfd, self.pid = self.pidfd, None, None
+        if pidfd is None:
+            return
+        try:
+            import select
+            import signal
+            if not select.select([pidfd], [], [], patience)[0]:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             try:
-                os.waitpid(pid, 0)
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
             except ChildProcessError:
-                pass
+                pass  # already reaped by the supervisor
+        finally:
+            os.close(pidfd)
 
     def _spawn(self) -> None:
         import socket
@@ -180,6 +200,7 @@ class NetWorker:
             _worker_main(theirs, {0, 1, 2, theirs.fileno()})
         theirs.close()
         self.pid, self.sock = pid, ours
+        self.pidfd = os.pidfd_open(pid)
         self.last_used = time.monotonic()
 
 

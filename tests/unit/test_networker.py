@@ -86,3 +86,11 @@ def test_stop_ends_the_process_and_idle_deadline_follows_use(worker):
 def test_unknown_operation_is_an_error_not_a_hang(worker):
     with pytest.raises(PylError, match="KeyError"):
         worker.call("no-such-op")
+
+
+def test_a_worker_gone_before_a_request_is_replaced_without_losing_it(worker):
+    first = worker.call("echo")["pid"]
+    os.kill(first, 9)
+    os.waitpid(first, 0)  # as the supervisor's SIGCHLD reaper would
+    answer = worker.call("echo", "again")
+    assert answer["args"] == ("again",) and answer["pid"] != first

@@ -311,11 +311,18 @@ class LifecycleOps:
             sup.netinfo_sock = None
         if sup.net_state is not None:
             try:
-                from lxctools.runtime import net
-                rest = net.release_after_exit(sup.net_state)
-                if rest is not None:
-                    from lxctools.runtime.networker import WORKER
-                    WORKER.call("teardown", rest)
+                from lxctools.runtime.networker import WORKER
+                if WORKER.alive:
+                    # Deleting the host end now beats waiting for the kernel's asynchronous
+                    # netns cleanup, which a busy host (other namespaces dying) can delay.
+                    WORKER.call("teardown", sup.net_state)
+                else:
+                    # No worker to ask: the veth goes with the netns; import pyroute2 only
+                    # if something else keeps it (or phys devices need restoring).
+                    from lxctools.runtime import net
+                    rest = net.release_after_exit(sup.net_state, wait=1.0)
+                    if rest is not None:
+                        WORKER.call("teardown", rest)
             except Exception as err:
                 log.error("monitor", f"{sup.name}: network cleanup: {err}")
         for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:

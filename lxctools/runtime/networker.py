@@ -157,6 +157,11 @@ class NetWorker:
             raise value
         raise AssertionError("unreachable")
 
+    @property
+    def alive(self) -> bool:
+        """A worker is up (pyroute2 loaded): asking it costs a round trip, not an import."""
+        return self.sock is not None
+
     def idle_deadline(self) -> float | None:
         """When the worker should go (monotonic), or None if there is none."""
         return self.last_used + self.linger if self.sock is not None else None

@@ -35,23 +35,22 @@ def default_rundir() -> str:
     return os.path.join(xdg, "pyl") if xdg else os.path.expanduser("~/.cache/pyl/run")
 
 
-def share_dirs() -> list[Path]:
+def share_dirs() -> list[str]:
     """Folders that may hold templates/ and config/: the checkout first, then install prefixes."""
-    from pathlib import Path
-    here = Path(__file__).resolve().parent.parent
-    return [here, Path(sys.prefix, "share", "pyl"), Path("/usr/local/share/pyl"), Path("/usr/share/pyl")]
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return [here, os.path.join(sys.prefix, "share", "pyl"), "/usr/local/share/pyl", "/usr/share/pyl"]
 
 
-def templates_dirs() -> list[Path]:
-    return [d / "templates" for d in share_dirs()]
+def templates_dirs() -> list[str]:
+    return [os.path.join(d, "templates") for d in share_dirs()]
 
 
-def configs_dir() -> Path:
+def configs_dir() -> str:
     for d in share_dirs():
         for sub in ("configs", "config"):
-            if (d / sub).is_dir():
-                return d / sub
-    return share_dirs()[-1] / "config"
+            if os.path.isdir(os.path.join(d, sub)):
+                return os.path.join(d, sub)
+    return os.path.join(share_dirs()[-1], "config")
 
 
 def fnv1a_64(data: bytes) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from lxctools.errors import NotFoundError, PylError
 from lxctools.paths import templates_dirs
@@ -18,52 +17,47 @@ class TemplateError(PylError):
     pass
 
 
-def resolve_template(template: str) -> Path:
+def resolve_template(template: str) -> str:
     """`-t busybox` -> templates/busybox (checkout or install prefix), `-t /path` -> that file."""
     if "/" in template:
-        path = Path(template)
-        if not path.is_file():
+        path = template
+        if not os.path.isfile(path):
             raise NotFoundError(f"template '{template}' does not exist")
     else:
-        for folder in templates_dirs():
-            for candidate in (folder / template, folder / f"pyl-{template}", folder / f"lxc-{template}"):
-                if candidate.is_file():
-                    path = candidate
-                    break
-            else:
-                continue
-            break
-        else:
-            lxc_path = Path("/usr/share/lxc/templates") / f"lxc-{template}"
-            if lxc_path.is_file():
-                path = lxc_path
-            else:
-                names = ", ".join(sorted(available_templates())) or "none"
-                raise NotFoundError(f"unknown template '{template}' (available: {names})")
+        candidates = [os.path.join(folder, name) for folder in templates_dirs()
+                      for name in (template, f"pyl-{template}", f"lxc-{template}")]
+        candidates.append(f"/usr/share/lxc/templates/lxc-{template}")
+        path = next((c for c in candidates if os.path.isfile(c)), "")
+        if not path:
+            names = ", ".join(sorted(available_templates())) or "none"
+            raise NotFoundError(f"unknown template '{template}' (available: {names})")
     if not os.access(path, os.X_OK):
         raise NotFoundError(f"template '{path}' is not executable")
-    return path.resolve()
+    return os.path.realpath(path)
 
 
 def available_templates() -> list[str]:
     names: set[str] = set()
     for folder in templates_dirs():
-        if folder.is_dir():
-            names.update(p.name for p in folder.iterdir() if p.is_file() and os.access(p, os.X_OK))
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        names.update(e.name for e in entries if e.is_file() and os.access(e.path, os.X_OK))
     return sorted(names)
 
 
-def run_template(template: Path, *, path: Path, name: str, rootfs: Path, args: list[str],
+def run_template(template: str, *, path: str, name: str, rootfs: str, args: list[str],
                  quiet: bool) -> None:
-    argv = [str(template), f"--path={path}", f"--name={name}", f"--rootfs={rootfs}", *args]
+    argv = [template, f"--path={path}", f"--name={name}", f"--rootfs={rootfs}", *args]
     # The template's own stdout is for the user (progress); its stdin is never ours to hand out.
     try:
-        status = _run(argv, cwd=str(path), env=_template_env(), quiet=quiet)
+        status = _run(argv, cwd=path, env=_template_env(), quiet=quiet)
     except OSError as err:
         raise TemplateError(f"cannot run template '{template}': {err.strerror}") from err
     if status != 0:
         how = f"exit status {status}" if status > 0 else f"signal {-status}"
-        raise TemplateError(f"template '{template.name}' failed ({how}); nothing was created")
+        raise TemplateError(f"template '{os.path.basename(template)}' failed ({how}); nothing was created")
 
 
 def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:

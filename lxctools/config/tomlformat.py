@@ -197,46 +197,82 @@ def _table_parts(table: str) -> list[str]:
     return table.split(".")
 
 
-def _defining_lines(lines: list[str], key: str) -> tuple[list[tuple[int, str]], set[str]] | None:
-    """(lines defining KEY as (index, key text as written), every table header seen), from a
-    line scan that follows plain TOML only: [table] headers of bare parts and `name = value`
-    lines; arrays may span lines. None when the text holds anything else ([[...]], quoted
-    header parts, a definition of KEY spanning lines), so the caller falls back to tomlkit."""
-    hits: list[tuple[int, str]] = []
-    headers: set[str] = set()
+class _NotPlain(Exception):
+    """The text holds TOML the line scanner does not follow: the caller uses tomlkit."""
+
+
+class _Line:
+    """One construct of a plain TOML text: a comment line, a [table] header, or `key = value`."""
+
+    __slots__ = ("kind", "index", "table", "key_text", "key", "value", "comment")
+
+    def __init__(self, kind: str, index: int, table: str, key_text: str = "", key: str = "",
+                 value: str = "", comment: str | None = None) -> None:
+        self.kind = kind            # "comment", "table" or "key"
+        self.index = index          # first line of it in the text
+        self.table = table          # the table it is in (for "table": the header's own)
+        self.key_text = key_text    # the key as written, e.g. '"ipv4.address"' or 'ipv4.address'
+        self.key = key              # the full dotted key, unquoted: lxc.net.0.ipv4.address
+        self.value = value          # the value's text (lines joined for a multi-line array)
+        self.comment = comment      # a trailing '# ...' on the line
+
+
+def _plain_lines(text: str):
+    """The constructs of TOML as pyl writes it, in order: [table] headers of bare parts,
+    `name = value` lines (bare, dotted or fully quoted names; arrays may span lines), comment
+    lines. Raises _NotPlain for anything else ([[...]], quoted header parts, multi-line strings,
+    a line that is none of these), so the edits and walks built on it fall back to tomlkit."""
+    if '"""' in text or "'''" in text:
+        raise _NotPlain()
+    lines = text.split("\n")
     table = ""
-    depth = 0  # open [ of a multi-line array value
-    for index, raw in enumerate(lines):
-        line = raw.strip()
-        if depth:
-            depth += _bracket_balance(line)
+    i = 0
+    while i < len(lines):
+        index, line = i, lines[i].strip()
+        i += 1
+        if not line:
             continue
-        if not line or line.startswith("#"):
+        if line.startswith("#"):
+            yield _Line("comment", index, table, comment=line)
             continue
-        if line.startswith("["):
-            if line.startswith("[[") or '"' in line or "'" in line:
-                return None
-            head = line[1:].split("]", 1)[0].strip()
-            table = ".".join(part.strip() for part in head.split("."))
-            headers.add(table)
+        code, comment = _split_comment(line)
+        if code.startswith("["):
+            if code.startswith("[[") or '"' in code or "'" in code or not code.endswith("]"):
+                raise _NotPlain()
+            table = ".".join(part.strip() for part in code[1:-1].split("."))
+            yield _Line("table", index, table, comment=comment)
             continue
-        name, eq, value = line.partition("=")
+        name, eq, value = code.partition("=")
         if not eq:
-            return None
+            raise _NotPlain()
+        while _bracket_balance(value) > 0 and i < len(lines):  # a multi-line array
+            more, _ = _split_comment(lines[i].strip())
+            value += "\n" + more
+            i += 1
         name = name.strip()
         if name.startswith('"') and name.endswith('"') and name.count('"') == 2:
             bare = name[1:-1]
         elif all(c in _BARE or c == "." for c in name):
             bare = ".".join(part.strip() for part in name.split("."))
         else:
-            return None
-        balance = _bracket_balance(value)
-        full = f"{table}.{bare}" if table else bare
-        if full.startswith("lxc") and keys.canonical(full) == key:
-            if balance:
-                return None
-            hits.append((index, raw[:raw.index("=")].rstrip()))
-        depth = balance
+            raise _NotPlain()
+        key = f"{table}.{bare}" if table else bare
+        yield _Line("key", index, table, lines[index][:lines[index].index("=")].rstrip(), key,
+                    value.strip(), comment)
+
+
+def _defining_lines(text: str, key: str) -> tuple[list[_Line], set[str]]:
+    """(the single-line `name = value` constructs defining KEY, every table header seen);
+    _NotPlain also when KEY's definition spans lines."""
+    hits: list[_Line] = []
+    headers: set[str] = set()
+    for item in _plain_lines(text):
+        if item.kind == "table":
+            headers.add(item.table)
+        elif item.kind == "key" and item.key.startswith("lxc") and keys.canonical(item.key) == key:
+            if "\n" in item.value:
+                raise _NotPlain()
+            hits.append(item)
     return hits, headers
 
 
@@ -376,13 +412,10 @@ class TomlDocument:
         prune(self._doc())
 
     def _comments_and_entries_by_text(self) -> list[tuple[str | None, Entry | None]] | None:
-        """comments_and_entries from a line scan of plain TOML (see _defining_lines), without
-        tomlkit; None when the text holds anything the scan does not follow, or when the scan
-        did not account for every entry exactly once."""
+        """comments_and_entries from _plain_lines, without tomlkit; None when the text is not
+        plain, or when the scan did not account for every entry exactly once."""
         import tomllib
 
-        if '"""' in self.text or "'''" in self.text:
-            return None
         first = [e for e in self._entries if e.key == "lxc.include" or keys.lookup(e.key).group_clear]
         out: list[tuple[str | None, Entry | None]] = [(None, e) for e in first]
         first_keys = {e.key for e in first}
@@ -390,58 +423,29 @@ class TomlDocument:
         for e in self._entries:
             if e.key not in first_keys:
                 pending.setdefault(e.key, []).append(e)
-        table, lxc_table = "", False
-        lines = self.text.split("\n")
-        i = 0
-        while i < len(lines):
-            line = lines[i].strip()
-            i += 1
-            if not line:
-                continue
-            if line.startswith("#"):
-                out.append((line, None))
-                continue
-            code, comment = _split_comment(line)
-            if code.startswith("["):
-                if code.startswith("[[") or '"' in code or "'" in code or not code.endswith("]"):
-                    return None
-                table = ".".join(part.strip() for part in code[1:-1].split("."))
-                lxc_table = table == "lxc" or table.startswith("lxc.")
-                if comment and lxc_table:
-                    out.append((comment, None))
-                continue
-            name, eq, value = code.partition("=")
-            if not eq:
-                return None
-            while _bracket_balance(value) > 0 and i < len(lines):  # a multi-line array
-                more, more_comment = _split_comment(lines[i].strip())
-                value += "\n" + more
-                i += 1
-            name = name.strip()
-            if name.startswith('"') and name.endswith('"') and name.count('"') == 2:
-                bare = name[1:-1]
-            elif all(c in _BARE or c == "." for c in name):
-                bare = ".".join(part.strip() for part in name.split("."))
-            else:
-                return None
-            full = f"{table}.{bare}" if table else bare
-            if not (full == "lxc" or full.startswith("lxc.")):
-                continue
-            if comment:
-                out.append((comment, None))
-            key = keys.canonical(full)
-            if key in first_keys:
-                continue
-            try:
-                parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-            except tomllib.TOMLDecodeError:
-                return None
-            count = len(parsed) if isinstance(parsed, list) else 1
-            queue = pending.get(key, [])
-            if len(queue) < count:
-                return None
-            out.extend((None, e) for e in queue[:count])
-            del queue[:count]
+        try:
+            for item in _plain_lines(self.text):
+                in_lxc = item.table == "lxc" or item.table.startswith("lxc.")
+                if item.kind == "comment":
+                    out.append((item.comment, None))
+                elif item.kind == "table":
+                    if item.comment and in_lxc:
+                        out.append((item.comment, None))
+                elif item.key == "lxc" or item.key.startswith("lxc."):
+                    if item.comment:
+                        out.append((item.comment, None))
+                    key = keys.canonical(item.key)
+                    if key in first_keys:
+                        continue
+                    parsed = tomllib.loads(f"v = {item.value}")["v"]
+                    count = len(parsed) if isinstance(parsed, list) else 1
+                    queue = pending.get(key, [])
+                    if len(queue) < count:
+                        return None
+                    out.extend((None, e) for e in queue[:count])
+                    del queue[:count]
+        except (_NotPlain, tomllib.TOMLDecodeError):
+            return None
         if any(pending.values()):
             return None
         return out
@@ -454,18 +458,18 @@ class TomlDocument:
         with KEY's values replaced; anything else (or anything this line scan does not follow)
         returns False with the document unchanged, and tomlkit does the edit. Saves importing
         tomlkit (~10 ms) and parsing with it."""
-        if not values or self._tk is not None or '"""' in self.text or "'''" in self.text:
+        if not values or self._tk is not None:
             return False
-        lines = self.text.split("\n")
-        found = _defining_lines(lines, key)
-        if found is None:
+        try:
+            hits, headers = _defining_lines(self.text, key)
+        except _NotPlain:
             return False
-        hits, headers = found
         if len(hits) == 1:
-            index, key_text = hits[0]
-            if "#" in lines[index]:
+            hit = hits[0]
+            if hit.comment is not None:
                 return False  # a trailing comment would be lost
-            lines[index] = f"{key_text} = {value_text(key, values)}"
+            lines = self.text.split("\n")
+            lines[hit.index] = f"{hit.key_text} = {value_text(key, values)}"
             text = "\n".join(lines)
         elif not hits:
             table, name = placement(key, {e.key for e in self._entries} | {key})

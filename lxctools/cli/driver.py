@@ -137,7 +137,11 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
         if command is not None and not getattr(module, "TAKES_COMMAND", False):
             own, command = argv, None  # tools without a command keep `--` for argparse (ls -- REGEX)
         args = None
-        if "_ARGCOMPLETE" not in os.environ:
+        if "_ARGCOMPLETE" in os.environ:
+            from lxctools.cli.fastcomplete import try_complete
+            if try_complete(tool, module):  # a container name: answered without argparse
+                return 0
+        else:
             from lxctools.cli.fastargs import MiniParser
             args = build_parser(tool, module, MiniParser).parse(own)
         if args is None:  # help, errors, completion, anything unusual: argparse itself

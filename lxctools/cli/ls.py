@@ -115,19 +115,17 @@ def _state_filter(args):
 
 
 def _fill_config(rows: list[dict], layout, ctx) -> None:
-    from lxctools.config.model import ContainerConfig
-    from lxctools.errors import PylError
+    from lxctools.config.summary import Summaries
+    summaries = Summaries(layout)
     for row in rows:
         rs = row.get("_rs")
         values = rs.record.get("values") if rs is not None and rs.record and rs.state.is_running else None
+        summary = summaries.get(row["NAME"])
         if values is None:
-            path = layout.config_file(row["NAME"])
-            try:
-                values = ContainerConfig.load(path).values() if path else {}
-            except PylError as err:
+            if summary["error"]:
                 import sys
-                sys.stderr.write(f"{ctx.prog}: {row['NAME']}: {err.message}\n")
-                values = {}
+                sys.stderr.write(f"{ctx.prog}: {row['NAME']}: {summary['error']}\n")
+            values = summary["values"]
         groups = values.get("lxc.group") or []
         groups = [groups] if isinstance(groups, str) else groups
         groups = [g for item in groups for g in item.replace(",", " ").split()]
@@ -139,20 +137,8 @@ def _fill_config(rows: list[dict], layout, ctx) -> None:
         row["MEMORY"] = str(limit) if limit else "-"
         rootfs = str(values.get("lxc.rootfs.path") or "-")
         row["ROOTFS"] = rootfs
-        row["TEMPLATE"] = _template_of(layout, row["NAME"])
-
-
-def _template_of(layout, name: str) -> str:
-    path = layout.config_file(name)
-    try:
-        with open(path) as f:
-            first = f.readline()
-    except (OSError, TypeError):
-        return "-"
-    marker = "# Template used to create this container: "
-    if first.startswith(marker):
-        return first[len(marker):].strip().rsplit("/", 1)[-1]
-    return "-"
+        row["TEMPLATE"] = summary["template"]
+    summaries.save()
 
 
 def _fill_runtime(rows: list[dict], layout, net: bool, stats: bool) -> None:

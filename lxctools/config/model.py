@@ -136,6 +136,7 @@ class ContainerConfig:
         self._overrides: list[Entry] = []
         self._cache: Values | None = None
         self._hw: dict[str, str] = {}
+        self._read_paths: list[str] = []
 
     # --- construction ---
     @classmethod
@@ -190,7 +191,10 @@ class ContainerConfig:
                 continue
             if not entry.value:
                 continue
+            self._read_paths.append(entry.value if os.path.isabs(entry.value)
+                                    else os.path.join(base_dir or os.getcwd(), entry.value))
             for path in _include_targets(entry, base_dir):
+                self._read_paths.append(path)
                 real = os.path.realpath(path)
                 if real in stack or len(stack) > _MAX_INCLUDE_DEPTH:
                     raise ConfigError(f"{entry.where()}: include loop through '{path}'")
@@ -200,10 +204,17 @@ class ContainerConfig:
     def expanded(self) -> list[tuple[Entry, bool]]:
         """Every effective line in order, includes expanded; (entry, from_top_level_document)."""
         out: list[tuple[Entry, bool]] = []
+        self._read_paths = [self.source] if os.path.isabs(self.source) else []
         start = (os.path.realpath(self.source),) if os.path.isabs(self.source) else ()
         self._expand(self._doc.entries(), self._base_dir, out, True, start)
         out.extend((e, True) for e in self._overrides)
         return out
+
+    def sources(self) -> list[str]:
+        """Every path the last expansion depended on: this file, each include as written (a
+        directory's listing counts) and each file read through it. Stamps of these tell whether
+        values() could change (the pyl-ls cache)."""
+        return list(self._read_paths)
 
     def values(self, *, concrete_hwaddr: bool = False) -> Values:
         """Flat expanded values: key -> str, or list[str] (one element per line) if multi-valued.

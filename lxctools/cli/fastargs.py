@@ -10,7 +10,16 @@ driver parses with argparse instead, so every error message and the help are arg
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+
+
+class Namespace:
+    """What argparse.parse_args returns: attributes; without importing `types` (~0.4 ms)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"Namespace({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 _SUPPRESS = "==SUPPRESS=="
 
@@ -90,13 +99,13 @@ class MiniParser:
     def set_defaults(self, **kwargs: object) -> None:
         self.defaults.update(kwargs)
 
-    def parse(self, argv: list[str]) -> SimpleNamespace | None:
+    def parse(self, argv: list[str]) -> Namespace | None:
         try:
             return self._parse(argv)
         except _Unsupported:
             return None
 
-    def _parse(self, argv: list[str]) -> SimpleNamespace:
+    def _parse(self, argv: list[str]) -> Namespace:
         values: dict[str, object] = {}
         for arg in self.args:
             if arg.action == "unsupported" or arg.dest in values:
@@ -181,7 +190,7 @@ class MiniParser:
         given_groups = [id(a.group) for a in given if a.group is not None]
         if len(given_groups) != len(set(given_groups)):
             raise _Unsupported("mutually exclusive options")
-        return SimpleNamespace(**values)
+        return Namespace(**values)
 
 
 def _convert(arg: _Arg, value: str) -> object:

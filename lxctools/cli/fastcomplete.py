@@ -39,9 +39,9 @@ def try_complete(tool: str, module) -> bool:
     lxcpath = _name_word_context(tool, module, words[1:])
     if lxcpath is False:
         return False
-    from types import SimpleNamespace
     from lxctools.cli.complete import container_names
-    names = container_names(SimpleNamespace(lxcpath=lxcpath, _name_states=getattr(module, "NAME_STATES", None)),
+    from lxctools.cli.fastargs import Namespace
+    names = container_names(Namespace(lxcpath=lxcpath, _name_states=getattr(module, "NAME_STATES", None)),
                             words[-1])
     _answer(names)
     return True

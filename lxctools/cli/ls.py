@@ -208,9 +208,9 @@ def _print_table(rows: list[dict], columns: list[str], out) -> None:
     if not rows:
         return
     widths = {c: max([MIN_WIDTH.get(c, len(c))] + [len(str(r.get(c, "-"))) for r in rows]) for c in columns}
-    out.write("".join(f"{c:<{widths[c]}} " for c in columns) + "\n")
-    for r in rows:
-        out.write("".join(f"{str(r.get(c, '-')):<{widths[c]}} " for c in columns) + "\n")
+    lines = ["".join(f"{c:<{widths[c]}} " for c in columns)]
+    lines += ["".join(f"{str(r.get(c, '-')):<{widths[c]}} " for c in columns) for r in rows]
+    out.write("\n".join(lines) + "\n")
 
 
 def _print_columns(names: list[str], out) -> None:

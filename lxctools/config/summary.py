@@ -47,6 +47,7 @@ class Summaries:
         self.layout = layout
         self.entries: dict[str, dict] = {}
         self.changed = False
+        self._stamps: dict[str, list[int] | None] = {}  # one stat per path per run (common.toml...)
         try:
             with open(self.path, "rb") as f:
                 data = cjson.loads(f.read())
@@ -58,12 +59,17 @@ class Summaries:
     def get(self, name: str) -> dict:
         """{"values": {key: value}, "template": str, "error": str | None} for NAME."""
         entry = self.entries.get(name)
-        if entry is not None and all(_stamp(path) == stamp for path, stamp in entry["files"]):
+        if entry is not None and all(self._stamp(path) == stamp for path, stamp in entry["files"]):
             return entry
         entry = self._summarise(name)
         self.entries[name] = entry
         self.changed = True
         return entry
+
+    def _stamp(self, path: str) -> list[int] | None:
+        if path not in self._stamps:
+            self._stamps[path] = _stamp(path)
+        return self._stamps[path]
 
     def _summarise(self, name: str) -> dict:
         from lxctools.config.model import ContainerConfig

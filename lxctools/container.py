@@ -633,7 +633,7 @@ def default_bridge(action: str, rundir: Path, *, config_file: str | None = None,
 
 
 def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
-              net: bool = True) -> dict[str, dict] | None:
+              net: bool | str = True) -> dict[str, dict] | None:
     """{name: {state, pid, stats, interfaces}} for running containers, from the supervisor in
     one round trip; None if no supervisor runs (then nothing runs, except orphans)."""
     from lxctools.monitor.client import try_connect

@@ -85,7 +85,8 @@ def run(args, ctx) -> int:
         if groups_wanted:
             rows = [r for r in rows if set(groups_wanted) <= set(r.get("_groups", []))]
     if wanted & NEEDS_RUNTIME:
-        _fill_runtime(rows, layout, net=bool(wanted & NEEDS_NET), stats=bool(wanted & NEEDS_STATS))
+        net = ("interfaces" if "INTERFACE" in wanted else "addresses") if wanted & NEEDS_NET else False
+        _fill_runtime(rows, layout, net=net, stats=bool(wanted & NEEDS_STATS))
 
     out = sys.stdout
     if args.json:
@@ -141,7 +142,9 @@ def _fill_config(rows: list[dict], layout, ctx) -> None:
     summaries.save()
 
 
-def _fill_runtime(rows: list[dict], layout, net: bool, stats: bool) -> None:
+def _fill_runtime(rows: list[dict], layout, net: str | bool, stats: bool) -> None:
+    """PID, RAM, SWAP, CPU and (net: "interfaces" for the INTERFACE column too, "addresses"
+    when only IPV4/IPV6 are shown, False for none) addresses, from the supervisor."""
     from lxctools.container import Container, live_info
     running = [r for r in rows if r.get("_rs") is not None and r["_rs"].state.is_running]
     for row in rows:
@@ -169,12 +172,17 @@ def _fill_runtime(rows: list[dict], layout, net: bool, stats: bool) -> None:
         if usage.get("cpu_ns") is not None:
             row["CPU"] = f"{usage['cpu_ns'] / 1e9:.2f}s"
             row["_cpu"] = usage["cpu_ns"]
-        ifaces = (entry or {}).get("interfaces")
-        if not net or ifaces is None:
+        if not net or entry is None:
             continue
-        row["INTERFACE"] = ", ".join(i["name"] for i in ifaces) or "-"
-        v4 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv4", [])]
-        v6 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv6", [])]
+        if "addresses" in entry:
+            v4, v6 = entry["addresses"]["ipv4"], entry["addresses"]["ipv6"]
+        elif "interfaces" in entry:
+            ifaces = entry["interfaces"]
+            row["INTERFACE"] = ", ".join(i["name"] for i in ifaces) or "-"
+            v4 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv4", [])]
+            v6 = [a.split("/")[0] for i in ifaces if i["name"] != "lo" for a in i.get("ipv6", [])]
+        else:
+            continue
         row["IPV4"] = ", ".join(v4) or "-"
         row["IPV6"] = ", ".join(v6) or "-"
 

@@ -99,21 +99,28 @@ class SessionOps:
                     entry["stats"] = asdict(cgroups.stats(sup.cgroup_plan))
                 except (PylError, OSError) as err:
                     entry["stats_error"] = str(err)
-            if msg.get("net", True):
+            net = msg.get("net", True)
+            if net:
                 try:
-                    entry["interfaces"] = self._interfaces(sup)
+                    if net == "addresses":  # pyl-ls's IPV4/IPV6 columns: one dump, not two
+                        entry["addresses"] = self._netinfo(sup, "addresses")
+                    else:
+                        entry["interfaces"] = self._netinfo(sup, "interfaces")
                 except (PylError, OSError) as err:
                     entry["net_error"] = str(err)
             result[name] = entry
         self._reply(client, {"ok": True, "containers": result})
 
-    def _interfaces(self, sup: Supervised) -> list[dict]:
+    def _netinfo(self, sup: Supervised, what: str):
+        """netinfo.interfaces or netinfo.addresses of the container, through the socket kept
+        in its network namespace (reopened once if it went stale)."""
         from lxctools.runtime import netinfo
+        query = netinfo.addresses if what == "addresses" else netinfo.interfaces
         for attempt in (1, 2):
             if sup.netinfo_sock is None:
                 sup.netinfo_sock = netinfo.open_socket_in(sup.pid)
             try:
-                return netinfo.interfaces(sup.netinfo_sock)
+                return query(sup.netinfo_sock)
             except (OSError, PylError):
                 sup.netinfo_sock.close()
                 sup.netinfo_sock = None

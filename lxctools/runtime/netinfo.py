@@ -24,6 +24,7 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 NLMSG_DONE, NLMSG_ERROR = 3, 2
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_STATS64 = 1, 3, 4, 23
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+LOOPBACK_IFINDEX = 1  # the kernel creates lo first in every network namespace
 RT_SCOPE_LINK = 253
 
 _NLMSG = struct.Struct("=IHHII")
@@ -123,3 +124,25 @@ def interfaces(sock: socket.socket) -> list[dict]:
         elif family == socket.AF_INET6 and scope != RT_SCOPE_LINK:
             link["ipv6"].append(f"{socket.inet_ntop(socket.AF_INET6, raw)}/{prefix}")
     return sorted(links.values(), key=lambda link: link["name"])
+
+
+def addresses(sock: socket.socket) -> dict[str, list[str]]:
+    """{"ipv4": [...], "ipv6": [...]} of every interface but the loopback (ifindex 1 in every
+    network namespace), without link-local IPv6, as pyl-ls shows them from interfaces(): one
+    dump instead of two, for the IPV4/IPV6 columns."""
+    found: dict[str, list[str]] = {"ipv4": [], "ipv6": []}
+    for _kind, data, offset in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0), 3):
+        length = _NLMSG.unpack_from(data, offset)[0]
+        start = offset + _NLMSG.size
+        family, _prefix, _flags, scope, index = _IFADDR.unpack_from(data, start)
+        if index == LOOPBACK_IFINDEX:
+            continue
+        attrs = _attrs(data, start + _IFADDR.size, offset + length)
+        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        if raw is None:
+            continue
+        if family == socket.AF_INET:
+            found["ipv4"].append(socket.inet_ntop(socket.AF_INET, raw))
+        elif family == socket.AF_INET6 and scope != RT_SCOPE_LINK:
+            found["ipv6"].append(socket.inet_ntop(socket.AF_INET6, raw))
+    return found

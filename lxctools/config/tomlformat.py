@@ -261,19 +261,31 @@ def _plain_lines(text: str):
                     value.strip(), comment)
 
 
-def _defining_lines(text: str, key: str) -> tuple[list[_Line], set[str]]:
-    """(the single-line `name = value` constructs defining KEY, every table header seen);
-    _NotPlain also when KEY's definition spans lines."""
+def _defining_lines(text: str, key: str) -> tuple[list[_Line], list[str]]:
+    """(the single-line `name = value` constructs defining KEY, the table headers in document
+    order); _NotPlain also when KEY's definition spans lines."""
     hits: list[_Line] = []
-    headers: set[str] = set()
+    headers: list[str] = []
     for item in _plain_lines(text):
         if item.kind == "table":
-            headers.add(item.table)
+            headers.append(item.table)
         elif item.kind == "key" and item.key.startswith("lxc") and keys.canonical(item.key) == key:
             if "\n" in item.value:
                 raise _NotPlain()
             hits.append(item)
     return hits, headers
+
+
+def _appendable(table: str, headers: list[str]) -> bool:
+    """Whether [TABLE] may go at the end of the document: its sibling tables (lxc.net.1 for
+    lxc.net.2), if any, must be the last ones already. tomlkit cannot read a document whose
+    [lxc.net.N] tables are split by another table (it reports "net" defined twice), although
+    TOML allows it, and a later edit may need tomlkit."""
+    parent = table.rsplit(".", 1)[0]
+    if parent == "lxc":
+        return True
+    siblings = [i for i, header in enumerate(headers) if header.startswith(parent + ".")]
+    return not siblings or siblings == list(range(siblings[0], len(headers)))
 
 
 def _split_comment(line: str) -> tuple[str, str | None]:
@@ -473,8 +485,8 @@ class TomlDocument:
             text = "\n".join(lines)
         elif not hits:
             table, name = placement(key, {e.key for e in self._entries} | {key})
-            if table in headers:
-                return False  # inserting into an existing table: tomlkit places it
+            if table in headers or not _appendable(table, headers):
+                return False  # inserting into an existing table or a group: tomlkit places it
             header = "[" + ".".join(toml_key(p) for p in _table_parts(table)) + "]"
             text = self.text.rstrip("\n") + f"\n\n{header}\n{toml_key(name)} = {value_text(key, values)}\n"
         else:

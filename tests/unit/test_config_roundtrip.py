@@ -289,6 +289,19 @@ def test_toml_edits_by_text_match_tomlkit(doc: tuple[str, list[tuple[str, str]]]
         assert sorted((e.key, e.value) for e in fast.entries()) == sorted((e.key, e.value) for e in slow.entries())
     assert ContainerConfig.from_text(fast.to_text(), fmt="toml").values() == \
         ContainerConfig.from_text(slow.to_text(), fmt="toml").values()
+    import tomlkit
+    tomlkit.parse(fast.to_text())  # a later edit may need tomlkit: it must read what we wrote
+
+
+def test_text_edits_keep_sibling_tables_together_for_tomlkit() -> None:
+    # Found by hypothesis: [lxc.net.0], [lxc.uts], [lxc.net.1] is valid TOML that tomlkit
+    # refuses ("net" defined twice), so a later tomlkit edit failed.
+    cfg = ContainerConfig.empty("toml")
+    for key, value in [("lxc.rootfs.path", "dir:/r"), ("lxc.net.0.type", "veth"), ("lxc.uts.name", "c1"),
+                       ("lxc.net.1.type", "veth"), ("lxc.group", "onboot"), ("lxc.net.2.type", "veth")]:
+        cfg.append(key, value)
+    values = ContainerConfig.from_text(cfg.to_text(), fmt="toml").values()
+    assert [values[f"lxc.net.{i}.type"] for i in range(3)] == ["veth"] * 3 and values["lxc.group"] == ["onboot"]
 
 
 def test_plain_edits_need_no_tomlkit() -> None:

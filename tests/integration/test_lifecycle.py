@@ -434,3 +434,26 @@ def test_killed_start_client_leaves_the_truth(pyl):
     pyl("stop", "-n", "c1", "-k")
     pyl.ok("start", "-n", "c1")
     pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_a_pure_cgroup2_host(pyl):
+    # Most hosts are pure cgroup v2; this one is hybrid. In a private mount namespace whose
+    # /sys/fs/cgroup is only the cgroup2 hierarchy, pyl sees a pure-v2 host: PID 1 goes into its
+    # cgroup through cgroup.procs alone, devices through BPF, freeze through cgroup.freeze.
+    make(pyl)
+    script = " && ".join([
+        "umount -R /sys/fs/cgroup", "mount -t cgroup2 none /sys/fs/cgroup",
+        '"$@" checkconfig | grep "^layout:"', '"$@" start -n c1',
+        '"$@" attach -n c1 -- sh -c "cat /proc/self/cgroup; ! head -c1 /dev/kmsg 2>/dev/null"',
+        '"$@" freeze -n c1', '"$@" info -n c1 -s', '"$@" unfreeze -n c1',
+        '"$@" cgroup -n c1 cgroup.procs', '"$@" stop -n c1 -k',
+    ])
+    argv = pyl.argv("x")[:2]  # python, bin/pyl: the tool comes next (the lxcpath is in pyl.env)
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+                       env=pyl.env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "layout: v2" in r.stdout, r.stdout
+    lines = r.stdout.split()
+    assert "0::/" in lines  # the container's own cgroup namespace, rooted at its cgroup
+    assert "FROZEN" in lines
+    assert pyl.ok("info", "-n", "c1", "-s").stdout.split() == ["State:", "STOPPED"]

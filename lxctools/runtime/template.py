@@ -68,11 +68,16 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
-            null = os.open(os.devnull, os.O_RDWR)
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             os.dup2(null, 0)
             if quiet:
                 os.dup2(null, 1)
                 os.dup2(null, 2)
+            # stdio and nothing else: pyl's own fds are close-on-exec already (the container's
+            # lock and `partial` flocks among them), but fds our caller let us inherit are not,
+            # and a daemon started by the template would hold them for its whole life.
+            os.closerange(3, report_w)
+            os.closerange(report_w + 1, 1 << 20)
             os.chdir(cwd)
             os.execve(argv[0], argv, env)
         except OSError as err:

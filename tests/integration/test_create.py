@@ -178,3 +178,26 @@ def test_ls_formats(pyl):
     assert rows[1]["state"] == "RUNNING" and rows[1]["pid"] > 0 and rows[1]["ram"] > 0
     assert pyl("ls", "-F", "name,bogus").returncode == 64
     pyl.ok("stop", "-n", "b2", "-k")
+
+
+def test_a_template_gets_stdio_and_nothing_else(pyl, tmp_path):
+    # pyl-create holds the container's lock and its `partial` marker flock while the template
+    # runs: a daemon the template starts must not inherit them, nor an fd pyl-create's own
+    # caller leaked to it (here: an inheritable one on fd 7).
+    template = tmp_path / "fds"
+    template.write_text('#!/bin/sh\nls -l /proc/$$/fd > "$PWD/fds"\n')
+    template.chmod(0o755)
+    leaked = os.open(tmp_path, os.O_RDONLY)
+    os.set_inheritable(leaked, True)
+    try:
+        r = subprocess.run([*pyl.argv("create", "-n", "c1", "-t", str(template), "-f", NO_NET)], env=pyl.env,
+                           capture_output=True, text=True, timeout=60, pass_fds=(leaked,))
+    finally:
+        os.close(leaked)
+    assert r.returncode == 0, r.stderr
+    targets = [line.split(" -> ")[1] for line in (pyl.lxcpath / "c1" / "fds").read_text().splitlines()
+               if " -> " in line]
+    # What is left is the shell's own: stdio, the script it reads, its saved stdout.
+    assert all(t in ("/dev/null", str(template), str(pyl.lxcpath / "c1" / "fds")) or t.startswith("pipe:")
+               for t in targets), targets
+    assert str(tmp_path) not in targets

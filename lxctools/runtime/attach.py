@@ -152,7 +152,8 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     import signal
     # Forked from the supervisor: drop its signal plumbing (its wakeup fd is about to be closed).
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+    # SIGPIPE and SIGXFSZ too: CPython ignores them, and an ignored signal survives exec.
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
     ns.set_dumpable(False)
     if spec.stdio is not None:

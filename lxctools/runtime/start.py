@@ -310,7 +310,8 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
     try:
         # Forked from the supervisor: drop its signal plumbing before its fds are closed.
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE):
+        # SIGPIPE and SIGXFSZ too: CPython ignores them, and an ignored signal survives exec.
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
             signal.signal(sig, signal.SIG_DFL)
         from lxctools.runtime.procsetup import close_other_fds
         close_other_fds(keep_fds)

@@ -78,6 +78,11 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
             # and a daemon started by the template would hold them for its whole life.
             os.closerange(3, report_w)
             os.closerange(report_w + 1, 1 << 20)
+            # CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal survives exec: a
+            # template's `yes | head` would see EPIPE errors instead of dying quietly.
+            import _signal
+            for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
+                _signal.signal(sig, _signal.SIG_DFL)
             os.chdir(cwd)
             os.execve(argv[0], argv, env)
         except OSError as err:

@@ -201,3 +201,15 @@ def test_a_template_gets_stdio_and_nothing_else(pyl, tmp_path):
     assert all(t in ("/dev/null", str(template), str(pyl.lxcpath / "c1" / "fds")) or t.startswith("pipe:")
                for t in targets), targets
     assert str(tmp_path) not in targets
+
+
+def test_a_template_runs_with_default_signal_dispositions(pyl, tmp_path):
+    # CPython ignores SIGPIPE; exec keeps ignored signals: `yes | head` must end quietly.
+    template = tmp_path / "sig"
+    template.write_text('#!/bin/sh\ngrep -E "^SigIgn" /proc/$$/status > "$PWD/sig"\n'
+                        'yes | head -n 1 >/dev/null 2>"$PWD/err"\n')
+    template.chmod(0o755)
+    pyl.ok("create", "-n", "c1", "-t", str(template), "-f", NO_NET)
+    ignored = int((pyl.lxcpath / "c1" / "sig").read_text().split()[1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)) and not ignored & (1 << (signal.SIGXFSZ - 1))
+    assert (pyl.lxcpath / "c1" / "err").read_text() == ""

@@ -1,10 +1,11 @@
 """The start choreography: from a validated config to an exec'd container init.
 
 Runs inside the supervisor. Plans come first (pure, every config error before any side effect),
-then: cgroup -> fork -> child joins cgroup, unshares namespaces, forks PID 1 -> supervisor sets up
-host networking for PID 1's netns -> PID 1 configures its interfaces, mounts its rootfs,
-pivot_roots, confines itself and execs init. The supervisor is a child subreaper, so PID 1 is
-reparented to it when the intermediate child exits, and it reaps it.
+then: cgroup -> fork -> child joins the v1 cgroups, unshares namespaces, forks PID 1, moves it
+into its cgroup2 directory -> meanwhile the netlink worker sets up PID 1's network (host links,
+then its interfaces from inside its netns) -> "go": PID 1 unshares its cgroup namespace, mounts
+its rootfs, pivot_roots, confines itself and execs init. The supervisor is a child subreaper, so
+PID 1 is reparented to it when the intermediate child exits, and it reaps it.
 
 Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; supervisor -> child:
 "go". The socket is close-on-exec: EOF without an error means init was exec'd.
@@ -261,7 +262,10 @@ def start_container(req: StartRequest) -> Started:
                 log.error("start", f"cleanup of cgroup failed: {cleanup_err}")
         if net_state is not None:
             from lxctools.runtime.networker import WORKER
-            WORKER.call("teardown", net_state)
+            try:
+                WORKER.call("teardown", net_state)
+            except PylError as cleanup_err:  # the start's own error is the one to report
+                log.error("start", f"cleanup of the network failed: {cleanup_err}")
         os.close(console_master)
         for master, _ in tty_pairs:
             os.close(master)

@@ -120,6 +120,8 @@ def _ours(kind: str, item: str, base: Path, names: set[str]) -> bool:
     if kind == "processes":
         return str(base) in item or " pyl-init " in item
     if kind == "cgroups":
+        if os.path.basename(item) == "pyl.monitor":
+            return True  # the supervisor's own (pure v2): it removes it when it leaves
         leaf = os.path.basename(item).removeprefix("pyl.payload.")
         return leaf in names or leaf.rsplit("-", 1)[0] in names
     if kind == "mounts":

@@ -80,6 +80,7 @@ class Supervisor(LifecycleOps, SessionOps):
         from lxctools.kernel.ns import set_child_subreaper, set_process_name
         set_child_subreaper()
         set_process_name("pyl-monitord")
+        self.monitor_cgroup = None
         self._leave_parent_cgroup()
 
     def _leave_parent_cgroup(self) -> None:
@@ -93,8 +94,26 @@ class Supervisor(LifecycleOps, SessionOps):
             monitor = cgroups.plan_monitor_cgroup(layout)
             cgroups.create(monitor)
             cgroups.attach(monitor, os.getpid())
+            self.monitor_cgroup = monitor
         except PylError as err:
             log.error("monitor", f"cannot move into pyl.monitor: {err}")
+
+    def _return_to_parent_cgroup(self) -> None:
+        """At exit, undo _leave_parent_cgroup: back to the cgroup we came from, and pyl.monitor
+        removed unless another supervisor (another lxcpath's) still lives in it. Where the
+        parent may not hold processes again (controllers enabled below it), pyl.monitor stays
+        for the next supervisor."""
+        monitor, self.monitor_cgroup = self.monitor_cgroup, None
+        if monitor is None:
+            return
+        from lxctools.runtime import cgroups
+        try:
+            for d in monitor.dirs:
+                with open(os.path.join(d.parent, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            cgroups.destroy(monitor)  # left alone while another lxcpath's supervisor is in it
+        except (OSError, PylError) as err:
+            log.debug("monitor", f"pyl.monitor stays: {err}")
 
     def _on_term(self, *_: object) -> None:
         # SIGTERM to the supervisor: leave the containers running (they are adopted by the next
@@ -173,6 +192,7 @@ class Supervisor(LifecycleOps, SessionOps):
         if "lxctools.runtime.networker" in sys.modules:
             from lxctools.runtime.networker import WORKER
             WORKER.stop()
+        self._return_to_parent_cgroup()  # after the worker, which lives in pyl.monitor too
         for client in list(self.clients):
             self._close_client(client)
         if self.sock is not None:

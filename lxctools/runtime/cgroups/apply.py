@@ -366,11 +366,13 @@ def _rmdir_tree(top: str, retry: float) -> None:
 
 def destroy(plan: CgroupPlan, *, retry: float = 1.0) -> None:
     """Remove the cgroup (children first) from every hierarchy; ENOENT is fine, EBUSY is retried
-    for ``retry`` seconds. A shared plan (pyl.monitor) still in use by others is left alone."""
+    for ``retry`` seconds. A shared plan (pyl.monitor) still in use by others is left alone;
+    one whose processes all exited is waited for like any other (they leave it a moment later)."""
     errors: list[PylError] = []
     for d in plan.dirs:
         try:
-            _rmdir_tree(d.path, retry if plan.exclusive else 0.0)
+            in_use = not plan.exclusive and os.path.isdir(d.path) and bool(_procs_in(d.path))
+            _rmdir_tree(d.path, 0.0 if in_use else retry)
         except BusyError as e:
             if plan.exclusive:
                 errors.append(e)

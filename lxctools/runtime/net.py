@@ -413,13 +413,20 @@ def teardown(state: HostNetState) -> None:
                 _restore_phys(ipr, phys)
             except NetlinkError as exc:
                 failures.append(f"restoring {phys.host_name}: {os.strerror(exc.code)}")
+    failures += _release_leases(state)
+    if failures:
+        raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
+
+
+def _release_leases(state: HostNetState) -> list[str]:
+    """Give back the `auto` addresses of STATE; what failed, as messages."""
+    failures = []
     for lease in state.leases:
         try:
             ipam.release(Path(lease.lxcpath), lease.bridge_cidr, lease.container)
         except OSError as exc:
             failures.append(f"releasing lease of {lease.container}: {exc.strerror}")
-    if failures:
-        raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
+    return failures
 
 
 def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState | None:
@@ -436,12 +443,7 @@ def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState 
     while left and time.monotonic() < deadline:
         time.sleep(0.0005)
         left = [name for name in left if os.path.exists(f"/sys/class/net/{name}")]
-    failures = []
-    for lease in state.leases:
-        try:
-            ipam.release(Path(lease.lxcpath), lease.bridge_cidr, lease.container)
-        except OSError as exc:
-            failures.append(f"releasing lease of {lease.container}: {exc.strerror}")
+    failures = _release_leases(state)
     if failures:
         raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
     if not left and not state.phys:

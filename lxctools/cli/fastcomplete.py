@@ -18,6 +18,13 @@ _NOT_PLAIN = frozenset("\"'\\$`=:<>|&;()")
 
 
 def try_complete(tool: str, module) -> bool:
+    try:
+        return _try_complete(tool, module)
+    except Exception:  # never a traceback in the user's shell: argcomplete answers instead
+        return False
+
+
+def _try_complete(tool: str, module) -> bool:
     env = os.environ
     if env.get("_ARGCOMPLETE") != "1" or env.get("PYL_COMPLETION") == "argcomplete":
         return False

@@ -52,19 +52,24 @@ class Summaries:
             with open(self.path, "rb") as f:
                 data = cjson.loads(f.read())
             if data.get("version") == VERSION and isinstance(data.get("entries"), dict):
-                self.entries = data["entries"]
+                # Only entries of the shape this code writes (another version's, or a file
+                # edited by hand, are re-made).
+                self.entries = {name: entry for name, entry in data["entries"].items() if _well_formed(entry)}
         except (OSError, ValueError, AttributeError):
             pass
 
     def get(self, name: str) -> dict:
         """{"values": {key: value}, "template": str, "error": str | None} for NAME."""
         entry = self.entries.get(name)
-        if entry is not None and all(self._stamp(path) == stamp for path, stamp in entry["files"]):
+        if entry is not None and self._still_valid(entry):
             return entry
         entry = self._summarise(name)
         self.entries[name] = entry
         self.changed = True
         return entry
+
+    def _still_valid(self, entry: dict) -> bool:
+        return all(self._stamp(path) == stamp for path, stamp in entry["files"])
 
     def _stamp(self, path: str) -> list[int] | None:
         if path not in self._stamps:
@@ -107,6 +112,13 @@ class Summaries:
             write_json_atomic(Path(self.path), {"version": VERSION, "entries": entries})
         except OSError:
             pass
+
+
+def _well_formed(entry: object) -> bool:
+    return (isinstance(entry, dict) and isinstance(entry.get("values"), dict)
+            and isinstance(entry.get("template"), str) and isinstance(entry.get("files"), list)
+            and all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str)
+                    and (f[1] is None or (isinstance(f[1], list) and len(f[1]) == 3)) for f in entry["files"]))
 
 
 def _template_of(path: str | None) -> str:

@@ -105,6 +105,8 @@ def test_errors_are_summarised_and_gone_containers_dropped(layout, tmp_path):
 
 def test_a_broken_cache_file_is_ignored(layout):
     fresh(layout)
-    with open(layout.run_path(summary.CACHE_FILE), "w") as f:
-        f.write("{not json")
-    assert fresh(layout)["a"]["template"] == "busybox"
+    for text in ("{not json", '{"version": 1, "entries": {"a": {"files": 3}, "b": [], "zz": 1}}',
+                 '{"version": 1, "entries": {"a": {"files": [["x"]], "values": [], "template": 1}}}'):
+        with open(layout.run_path(summary.CACHE_FILE), "w") as f:
+            f.write(text)
+        assert fresh(layout)["a"]["template"] == "busybox"

@@ -12,7 +12,7 @@ import sys
 TYPE_CHECKING = False
 
 from lxctools.errors import (
-    AlreadyExistsError, BusyError, NotFoundError, PylError, UsageError, WrongStateError,
+    AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
 )
 from lxctools.locking import container_lock, try_flock
 from lxctools.names import validate_name
@@ -239,8 +239,13 @@ class Container:
                 if not snapshots:
                     raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
                 self._destroy_dependents(dependents)
-            cfg = self.load_config()
-            values = cfg.values()
+            try:
+                values = self.load_config().values()
+            except ConfigError as err:
+                # The rootfs to delete (maybe outside the folder) and the destroy hooks are in
+                # the config: guessing would risk deleting the wrong thing.
+                raise ConfigError(err.message, hint="fix the config first (destroy needs its rootfs path and "
+                                  f"hooks), or remove {self.dir} by hand") from None
             rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
             managed = values.get("lxc.rootfs.managed", "1") != "0"
             # Every refusal before anything changes (hooks, the source's clone list, files).

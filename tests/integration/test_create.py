@@ -213,3 +213,14 @@ def test_a_template_runs_with_default_signal_dispositions(pyl, tmp_path):
     ignored = int((pyl.lxcpath / "c1" / "sig").read_text().split()[1], 16)
     assert not ignored & (1 << (signal.SIGPIPE - 1)) and not ignored & (1 << (signal.SIGXFSZ - 1))
     assert (pyl.lxcpath / "c1" / "err").read_text() == ""
+
+
+def test_destroy_with_a_broken_config_refuses_and_says_what_to_do(pyl):
+    pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
+    cfg = pyl.lxcpath / "c1" / "config.toml"
+    cfg.write_text(cfg.read_text() + "\n[lxc.nope]\nkey = 1\n")
+    r = pyl("destroy", "-n", "c1")
+    assert r.returncode == 78 and "unknown key" in r.stderr and "hint: fix the config first" in r.stderr
+    assert (pyl.lxcpath / "c1" / "rootfs" / "bin" / "busybox").exists()  # nothing lost
+    cfg.write_text(cfg.read_text().replace("\n[lxc.nope]\nkey = 1\n", ""))
+    pyl.ok("destroy", "-n", "c1")

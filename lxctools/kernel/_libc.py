@@ -15,6 +15,7 @@ SYS_setns = 308
 SYS_pidfd_open = 434
 SYS_pidfd_send_signal = 424
 SYS_pidfd_getfd = 438
+SYS_clone3 = 435
 SYS_open_tree = 428
 SYS_move_mount = 429
 SYS_fsopen = 430

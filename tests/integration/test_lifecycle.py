@@ -255,6 +255,47 @@ def test_limits_visible_inside(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def _in_pid_namespace_of(init: int, comm: str) -> list[int]:
+    """Host PIDs of the processes named COMM in the PID namespace of INIT."""
+    target = os.readlink(f"/proc/{init}/ns/pid")
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == comm and os.readlink(f"/proc/{entry}/ns/pid") == target:
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_an_attached_process_is_in_every_cgroup_of_the_container(pyl):
+    # The attached process joins the v1 hierarchies by `tasks` and is born in the cgroup2
+    # directory (clone3 CLONE_INTO_CGROUP): from the host it sits where init sits, in every
+    # hierarchy; from inside, its cgroup namespace shows that cgroup as the root.
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    init = int(pyl.ok("info", "-n", "c1", "-p", "-H").stdout)
+    inside = pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/self/cgroup").stdout
+    assert inside and all(line.endswith(":/") for line in inside.splitlines()), inside
+    attached = pyl.popen("attach", "-n", "c1", "--", "sleep", "30", stdin=subprocess.DEVNULL)
+    try:
+        sleepers: list[int] = []
+        for _ in range(200):
+            sleepers = _in_pid_namespace_of(init, "sleep")
+            if sleepers:
+                break
+            time.sleep(0.01)
+        assert len(sleepers) == 1
+        with open(f"/proc/{init}/cgroup") as a, open(f"/proc/{sleepers[0]}/cgroup") as b:
+            assert b.read() == a.read()
+    finally:
+        attached.terminate()  # forwarded to the sleep
+        attached.wait(timeout=10)
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def test_hooks_run_with_lxc_environment(pyl, tmp_path):
     make(pyl)
     log = tmp_path / "hooks.log"

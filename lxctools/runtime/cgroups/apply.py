@@ -215,6 +215,17 @@ def attach_v2(plan: CgroupPlan, pid: int) -> None:
         _write_pid(unified, "cgroup.procs", pid)
 
 
+def open_v2_dir(plan: CgroupPlan) -> int | None:
+    """An fd of the plan's cgroup2 directory, for clone3(CLONE_INTO_CGROUP); None without one."""
+    unified = plan.unified
+    if unified is None:
+        return None
+    try:
+        return os.open(unified.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise KernelError(f"cannot open {unified.path}: {e.strerror}", e.errno) from e
+
+
 def _write_pid(d: CgroupDir, file: str, pid: int) -> None:
     try:
         write_file(os.path.join(d.path, file), str(pid))

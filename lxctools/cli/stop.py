@@ -7,7 +7,10 @@ HELP = """Stop a container: send lxc.signal.halt (SIGPWR by default), wait -t se
   pyl-stop -n c1            clean shutdown, up to 60 s, then SIGKILL
   pyl-stop -n c1 -k         kill at once
   pyl-stop -n c1 -r         reboot (lxc.signal.reboot); the container comes back
-Exit: 0 stopped, 2 not running (also for a container that does not exist, as lxc-stop)."""
+Exit: 0 stopped, 2 not running, 66 no such container (lxc-stop says 2 for both).
+Differs from lxc-stop: it returns once the container's processes and cgroups are gone, without
+waiting for the kernel to free its network namespace; the veth's host end goes with that a few
+ms later (the supervisor makes sure of it, and frees the address only then)."""
 NEEDS_NAME = True
 NAME_STATES = "stop"
 

@@ -30,12 +30,13 @@ from lxctools.locking import try_flock
 from lxctools.log import log
 from lxctools.monitor import protocol
 from lxctools.monitor.lifecycle import LifecycleOps
-from lxctools.monitor.records import AttachSession, Client, Supervised, Waiter
+from lxctools.monitor.records import AttachSession, Client, PendingNetRelease, Supervised, Waiter
 from lxctools.monitor.sessions import SessionOps
 from lxctools.paths import Layout
 from lxctools.state import ALLOWED, State, write_json_atomic
 
 STARTUP_GRACE = 5.0
+NET_RELEASE_POLL = 0.01   # how often a stopped container's veth is looked for while it goes
 
 
 class Supervisor(LifecycleOps, SessionOps):
@@ -48,6 +49,7 @@ class Supervisor(LifecycleOps, SessionOps):
         self.by_pid: dict[int, Supervised] = {}
         self.waiters: list[Waiter] = []
         self.attached: dict[int, AttachSession] = {}
+        self.net_releases: dict[str, PendingNetRelease] = {}   # by container name
         self.idle_since: float | None = time.monotonic()
         self.stopping = False
         self.sock: socket.socket | None = None
@@ -57,6 +59,21 @@ class Supervisor(LifecycleOps, SessionOps):
     # ---- set-up --------------------------------------------------------------------------------
 
     def listen(self) -> None:
+        self._bind_socket()
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.sel.register(rfd, selectors.EVENT_READ, ("signal", None))
+        from lxctools.kernel.ns import set_child_subreaper, set_process_name
+        set_child_subreaper()
+        set_process_name("pyl-monitord")
+        self.monitor_cgroup = None
+        self._leave_parent_cgroup()
+
+    def _bind_socket(self) -> None:
         path = self.layout.monitor_socket
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -70,18 +87,35 @@ class Supervisor(LifecycleOps, SessionOps):
         sock.setblocking(False)
         self.sock = sock
         self.sel.register(sock, selectors.EVENT_READ, ("accept", None))
-        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.signal(signal.SIGTERM, self._on_term)
-        signal.signal(signal.SIGINT, self._on_term)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.sel.register(rfd, selectors.EVENT_READ, ("signal", None))
-        from lxctools.kernel.ns import set_child_subreaper, set_process_name
-        set_child_subreaper()
-        set_process_name("pyl-monitord")
-        self.monitor_cgroup = None
-        self._leave_parent_cgroup()
+
+    def _late_clients_keep_us(self) -> bool:
+        """Called when idle long enough to leave. A client may have connected since the last
+        look (its connection waits in the listen backlog); closing the socket would leave it
+        with no answer. So: unlink the socket (a client arriving from now on finds none and
+        spawns a supervisor, which waits for our lock), then take what is queued. Nobody: leave.
+        Somebody: serve them, listening again at the same path (we still hold the lock, so no
+        other supervisor can have bound it)."""
+        assert self.sock is not None
+        try:
+            self.layout.monitor_socket.unlink()
+        except FileNotFoundError:
+            pass
+        late = []
+        while True:
+            try:
+                late.append(self.sock.accept()[0])
+            except (BlockingIOError, InterruptedError):
+                break
+        if not late:
+            return False
+        self.sel.unregister(self.sock)
+        self.sock.close()
+        self._bind_socket()
+        for conn in late:
+            self._admit(conn)
+        self.idle_since = None
+        log.debug("monitor", f"{len(late)} client(s) came as the supervisor was leaving; staying")
+        return True
 
     def _leave_parent_cgroup(self) -> None:
         """On pure cgroup v2 the payload cgroups' parent may hold no process (no-internal-process
@@ -143,7 +177,7 @@ class Supervisor(LifecycleOps, SessionOps):
                     if kind == "client":
                         self._close_client(obj)
             self._timers()
-            if self._idle_expired():
+            if self._idle_expired() and not self._late_clients_keep_us():
                 break
         self._shutdown()
 
@@ -155,6 +189,8 @@ class Supervisor(LifecycleOps, SessionOps):
         now = time.monotonic()
         deadlines = [s.stop_deadline for s in self.containers.values() if s.stop_deadline is not None]
         deadlines += [w.deadline for w in self.waiters if w.deadline is not None]
+        if self.net_releases:
+            deadlines.append(now + NET_RELEASE_POLL)
         worker_deadline = self._networker_deadline()
         if worker_deadline is not None:
             deadlines.append(worker_deadline)
@@ -167,7 +203,7 @@ class Supervisor(LifecycleOps, SessionOps):
     def _idle_expired(self) -> bool:
         if not self.served_any and time.monotonic() < self.started_at + STARTUP_GRACE:
             return False  # the client that spawned us has yet to connect
-        busy = bool(self.containers) or bool(self.clients) or bool(self.attached)
+        busy = bool(self.containers) or bool(self.clients) or bool(self.attached) or bool(self.net_releases)
         if busy:
             self.idle_since = None
             return False
@@ -176,6 +212,8 @@ class Supervisor(LifecycleOps, SessionOps):
         return time.monotonic() >= self.idle_since + self.linger
 
     def _timers(self) -> None:
+        if self.net_releases:
+            self._settle_net_releases()
         if self._networker_deadline() is not None:
             from lxctools.runtime.networker import WORKER
             WORKER.stop_if_idle()
@@ -189,6 +227,7 @@ class Supervisor(LifecycleOps, SessionOps):
                 self._reply(waiter.client, {"ok": False, "code": 76, "error": "timed out"})
 
     def _shutdown(self) -> None:
+        self._settle_net_releases(block=True)
         if "lxctools.runtime.networker" in sys.modules:
             from lxctools.runtime.networker import WORKER
             WORKER.stop()
@@ -210,6 +249,9 @@ class Supervisor(LifecycleOps, SessionOps):
             conn, _ = self.sock.accept()
         except BlockingIOError:
             return
+        self._admit(conn)
+
+    def _admit(self, conn: socket.socket) -> None:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
         uid = int.from_bytes(creds[4:8], sys.byteorder)
         if uid not in (0, os.geteuid()):

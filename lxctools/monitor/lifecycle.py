@@ -8,12 +8,18 @@ import os
 import selectors
 import signal
 import time
+from typing import Any
 
 from lxctools.errors import PylError, WrongStateError
 from lxctools.locking import try_flock
 from lxctools.log import log
-from lxctools.monitor.records import Client, NullClient, Supervised, signal_number
+from lxctools.monitor.records import Client, NullClient, PendingNetRelease, Supervised, signal_number
 from lxctools.state import State, read_json
+
+# How long a stopped container's veth gets to go with its network namespace before the
+# supervisor deletes it itself (something else keeps the namespace: a bind mount, a process
+# that entered it).
+NET_RELEASE_WAIT = 1.0
 
 
 class LifecycleOps:
@@ -79,6 +85,8 @@ class LifecycleOps:
     def op_start(self, client: Client, msg: dict, fds: list[int]) -> None:
         from lxctools.runtime.start import StartRequest, start_container
         name = msg["name"]
+        if name in self.net_releases:
+            self._settle_net_releases(name, block=True)  # its last run's links and leases first
         if name in self.containers:
             sup = self.containers[name]
             self._reply(client, {"ok": True, "already": True, "state": sup.state, "pid": sup.pid})
@@ -310,21 +318,18 @@ class LifecycleOps:
             sup.netinfo_sock.close()
             sup.netinfo_sock = None
         if sup.net_state is not None:
-            try:
-                from lxctools.runtime.networker import WORKER
-                if WORKER.alive:
-                    # Deleting the host end now beats waiting for the kernel's asynchronous
-                    # netns cleanup, which a busy host (other namespaces dying) can delay.
-                    WORKER.call("teardown", sup.net_state)
-                else:
-                    # No worker to ask: the veth goes with the netns; import pyroute2 only
-                    # if something else keeps it (or phys devices need restoring).
-                    from lxctools.runtime import net
-                    rest = net.release_after_exit(sup.net_state, wait=1.0)
-                    if rest is not None:
-                        WORKER.call("teardown", rest)
-            except Exception as err:
-                log.error("monitor", f"{sup.name}: network cleanup: {err}")
+            if sup.net_state.phys:
+                # Physical devices go back to the host now: a restart may want them at once.
+                self._release_network(sup.name, sup.net_state, wait=NET_RELEASE_WAIT)
+            else:
+                # A veth's host end goes with the container's network namespace, which the
+                # kernel frees asynchronously: a few ms after init died, sometimes 100+ ms on a
+                # busy host. The stop is done without waiting for that (waiting made stop -k
+                # 20-200 ms); _settle_net_releases confirms it, or deletes the link, and gives
+                # the addresses back only then, so an address is never on two live links. A
+                # start of this container settles its release first (op_start).
+                self.net_releases[sup.name] = PendingNetRelease(
+                    sup.net_state, time.monotonic() + NET_RELEASE_WAIT)
         for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
             if fd is not None:
                 try:
@@ -344,6 +349,32 @@ class LifecycleOps:
         self.layout.state_file(sup.name).unlink(missing_ok=True)
         os.close(sup.running_lock)
         self._broadcast_state(sup.name, State.STOPPED)
+
+    def _release_network(self, name: str, state: Any, wait: float) -> None:
+        """Wait up to WAIT for the kernel to drop the veth host ends of STATE, delete what is
+        left (the netlink worker), restore physical devices, release the address leases."""
+        try:
+            from lxctools.runtime import net
+            rest = net.release_after_exit(state, wait=wait)
+            if rest is not None:
+                from lxctools.runtime.networker import WORKER
+                WORKER.call("teardown", rest)
+        except Exception as err:
+            log.error("monitor", f"{name}: network cleanup: {err}")
+
+    def _settle_net_releases(self, only: str | None = None, *, block: bool = False) -> None:
+        """Finish pending network releases: those whose links the kernel has dropped, those past
+        their deadline, and with BLOCK (a start of that container, the supervisor leaving) the
+        ones asked for, waiting out their deadline if need be."""
+        now = time.monotonic()
+        for name, pending in list(self.net_releases.items()):
+            if only is not None and name != only:
+                continue
+            links_left = any(os.path.exists(f"/sys/class/net/{host}") for host in pending.state.veth_hosts)
+            if links_left and not block and now < pending.deadline:
+                continue
+            del self.net_releases[name]
+            self._release_network(name, pending.state, wait=max(0.0, pending.deadline - now))
 
     def _restart(self, sup: Supervised) -> None:
         msg = {"op": "start", "name": sup.name, "config_file": sup.config_file, "values": sup.values}

@@ -32,6 +32,14 @@ class Waiter:
     reply: dict[str, Any] | None = None
 
 
+@dataclass
+class PendingNetRelease:
+    """A stopped container's network, released once the kernel has dropped its veth host ends
+    (they go with its network namespace) or DEADLINE passed (then deleted by netlink)."""
+    state: Any          # runtime.net.HostNetState
+    deadline: float     # time.monotonic()
+
+
 @dataclass(eq=False)
 class AttachSession:
     """One pyl-attach: the child the supervisor forked and the caller waiting for it."""

@@ -25,6 +25,18 @@ def host_links() -> set[str]:
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
 
 
+def wait_gone(links: set[str], within: float = 2.0) -> set[str]:
+    """The links of LINKS still there after WITHIN seconds. A stop returns without waiting for
+    the kernel to free the container's network namespace, which takes the veth host end with
+    it; the supervisor confirms that within a second (NET_RELEASE_WAIT) or deletes the link."""
+    deadline = time.monotonic() + within
+    left = set(links)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = {n for n in left if os.path.exists(f"/sys/class/net/{n}")}
+    return left
+
+
 def test_two_containers_reach_each_other_and_the_host(pyl):
     for name in ("n1", "n2"):
         pyl.ok("create", "-n", name, "-t", "busybox")
@@ -50,11 +62,11 @@ def test_two_containers_reach_each_other_and_the_host(pyl):
     assert rows["n1"]["ipv4"] == [a] and "eth0" in rows["n1"]["interface"]
     info = pyl.ok("info", "-n", "n1").stdout
     assert "Link:" in info and "TX bytes:" in info
-    before = host_links()
+    veths = {json.loads(pyl.ok("info", "-n", n, "--json").stdout)["links"][0]["link"] for n in ("n1", "n2")}
+    assert len(veths) == 2 and veths <= host_links()
     for name in ("n1", "n2"):
         pyl.ok("stop", "-n", name, "-k")
-    gone = before - host_links()
-    assert len([g for g in gone if g.startswith("pyl")]) == 2  # both host veth ends removed
+    assert wait_gone(veths) == set()  # both host veth ends removed
 
 
 def test_same_address_after_restart_and_supervisor_kill(pyl):
@@ -65,11 +77,53 @@ def test_same_address_after_restart_and_supervisor_kill(pyl):
     subprocess.run(["pkill", "-9", "-f", f"lxctools.monitor.daemon {pyl.lxcpath}"], check=False)
     time.sleep(0.3)
     pyl.ok("stop", "-n", "n1", "-k")       # a new supervisor adopts it and tears it down
-    leftover = {n for n in links_running - host_links()}
-    assert any(n.startswith("pyl") for n in leftover)  # the veth went away
+    veths = {n for n in links_running if n.startswith("pyln1")}
+    assert veths and wait_gone(veths) == set()  # the veth went away
     pyl.ok("start", "-n", "n1")
     assert addr(pyl, "n1") == first        # the lease is stable and was not duplicated
     pyl.ok("stop", "-n", "n1", "-k")
+
+
+def _hold_netns(pid: int) -> subprocess.Popen:
+    """A host process inside the network namespace of PID: the namespace outlives PID's exit."""
+    target = os.readlink(f"/proc/{pid}/ns/net")
+    holder = subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", "sleep", "60"])
+    for _ in range(200):
+        try:
+            if os.readlink(f"/proc/{holder.pid}/ns/net") == target:
+                return holder
+        except OSError:
+            pass
+        time.sleep(0.01)
+    holder.kill()
+    raise AssertionError("nsenter did not enter the container's network namespace")
+
+
+def test_a_held_network_namespace_does_not_keep_the_veth(pyl):
+    # A stop does not wait for the kernel to free the container's network namespace (which
+    # takes the veth with it). If something else holds that namespace, the supervisor deletes
+    # the link itself after NET_RELEASE_WAIT, and frees the address only then; a start of the
+    # same container in between waits for that rather than put the address on a second link.
+    pyl.ok("create", "-n", "h1", "-t", "busybox")
+    for restart_at_once in (False, True):
+        pyl.ok("start", "-n", "h1")
+        info = json.loads(pyl.ok("info", "-n", "h1", "--json").stdout)
+        veth, address = info["links"][0]["link"], info["ips"][0]
+        holder = _hold_netns(info["pid"])
+        try:
+            pyl.ok("stop", "-n", "h1", "-k")
+            assert os.path.exists(f"/sys/class/net/{veth}")  # held: still there
+            if restart_at_once:
+                pyl.ok("start", "-n", "h1")
+                assert not os.path.exists(f"/sys/class/net/{veth}")
+                assert addr(pyl, "h1") == address
+                pyl.ok("stop", "-n", "h1", "-k")
+            else:
+                assert wait_gone({veth}, within=3.0) == set()
+                assert holder.poll() is None  # deleted by pyl, not gone with the namespace
+        finally:
+            holder.kill()
+            holder.wait()
 
 
 def test_static_address_and_bad_network_config(pyl, tmp_path):
@@ -127,8 +181,9 @@ def test_pyroute2_leaves_with_the_netlink_worker_and_stop_needs_none(pyl):
     assert workers == []
     assert os.path.exists(f"/sys/class/net/{veth}")
     pyl.ok("stop", "-n", "c1", "-k")
-    assert not os.path.exists(f"/sys/class/net/{veth}")
-    assert _supervisor_children(pyl) == (supervisor, [])  # the stop spawned no worker
+    assert wait_gone({veth}) == set()
+    # neither the stop nor the release after it (the kernel drops the veth) spawned a worker
+    assert _supervisor_children(pyl) == (supervisor, [])
     os.kill(supervisor, 15)  # the fixture checks nothing is left; don't wait for the linger
     for _ in range(200):
         if not os.path.exists(f"/proc/{supervisor}"):

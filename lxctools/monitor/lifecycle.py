@@ -240,7 +240,9 @@ class LifecycleOps:
         self._send_signal(sup, stop_signal)
         if sup.cgroup_plan is not None and stop_signal == signal.SIGKILL:
             try:
-                cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL)
+                # No waiting here: init's exit comes through the event loop, and the teardown
+                # then kills whatever is left and waits for the cgroups to empty.
+                cgroups.kill_all(sup.cgroup_plan, signal.SIGKILL, wait=False)
             except PylError as err:
                 log.error("monitor", f"{sup.name}: kill: {err}")
 

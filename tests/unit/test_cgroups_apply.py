@@ -341,6 +341,22 @@ def test_kill_all_fake_signals_each_pid(tmp_path, monkeypatch):
     assert sent == [(7, 15)]
 
 
+def test_kill_all_without_waiting_signals_once_and_returns(tmp_path, monkeypatch):
+    # The supervisor's stop -k: signal, thaw, and back to the event loop (init's exit arrives
+    # there); nothing is waited for, even though the "kernel" here never empties the cgroup.
+    plan = cg.plan_cgroup({}, name="c", layout=v1_tree(tmp_path))
+    cg.create(plan)
+    fz = Path(plan.v1_dir("freezer").path)
+    (fz / "cgroup.procs").write_text("101\n102\n")
+    (fz / "freezer.state").write_text("FROZEN\n")
+    sent = []
+    monkeypatch.setattr(apply.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    monkeypatch.setattr(apply.time, "sleep", lambda _s: (_ for _ in ()).throw(AssertionError("waited")))
+    cg.kill_all(plan, 9, wait=False)
+    assert sorted(sent) == [(101, 9), (102, 9)]
+    assert (fz / "freezer.state").read_text() == "THAWED"
+
+
 def test_required_controller_enabled_down_the_ancestors(tmp_path, monkeypatch, fake_bpf):
     layout = v2_tree(tmp_path, "/a/b", controllers="")
     root = tmp_path / "unified"

@@ -279,11 +279,13 @@ def events_path(plan: CgroupPlan) -> str | None:
     return os.path.join(u.path, "cgroup.events") if u is not None else None
 
 
-def kill_all(plan: CgroupPlan, sig: int = _signal.SIGKILL, *, timeout: float = 5.0) -> None:
+def kill_all(plan: CgroupPlan, sig: int = _signal.SIGKILL, *, timeout: float = 5.0, wait: bool = True) -> None:
     """Signal every process of the container.
 
     SIGKILL: cgroup.kill (v2, kernel >= 5.14, race-free against forks) when present, else signal
     each pid again and again until the cgroup is empty. Other signals go once to each pid.
+    wait=False: signal once and return, for a caller that waits otherwise (the supervisor gets
+    init's exit, and kills again with wait=True before removing the cgroups).
     """
     if sig != _signal.SIGKILL:
         for pid in procs(plan):
@@ -299,7 +301,7 @@ def kill_all(plan: CgroupPlan, sig: int = _signal.SIGKILL, *, timeout: float = 5
         except OSError:
             pass
     deadline = time.monotonic() + timeout
-    delay = 0.001
+    delay = 0.0002
     thawed = False
     while True:
         pids = procs(plan)
@@ -311,6 +313,8 @@ def kill_all(plan: CgroupPlan, sig: int = _signal.SIGKILL, *, timeout: float = 5
         if not thawed:
             _thaw_v1_for_kill(plan)
             thawed = True
+        if not wait:
+            return
         if time.monotonic() >= deadline:
             raise TimeoutError_(f"processes {pids[:5]} still in {plan.primary.path} after SIGKILL")
         time.sleep(delay)

@@ -1,14 +1,17 @@
 """The start choreography: from a validated config to an exec'd container init.
 
 Runs inside the supervisor. Plans come first (pure, every config error before any side effect),
-then: cgroup -> fork -> child joins the v1 cgroups, unshares namespaces, forks PID 1, moves it
-into its cgroup2 directory -> meanwhile the netlink worker sets up PID 1's network (host links,
-then its interfaces from inside its netns) -> "go": PID 1 unshares its cgroup namespace, mounts
-its rootfs, pivot_roots, confines itself and execs init. The supervisor is a child subreaper, so
-PID 1 is reparented to it when the intermediate child exits, and it reaps it.
+then: cgroup -> fork -> child joins the v1 cgroups, unshares namespaces, forks PID 1 into its
+cgroup2 directory (clone3), reports its PID and exits -> "go": PID 1 unshares its cgroup
+namespace and mounts its rootfs while the netlink worker sets up its network (host links, then
+its interfaces from inside its netns) -> "net": PID 1 applies sysctls, runs the mount hooks,
+pivot_roots, says "ready" -> start-host hooks -> "exec": it confines itself and execs init. The
+supervisor is a child subreaper, so PID 1 is reparented to it when the intermediate child exits,
+and it reaps it.
 
-Messages on the sync socket (child -> supervisor): "pid N", "error TEXT"; supervisor -> child:
-"go". The socket is close-on-exec: EOF without an error means init was exec'd.
+Messages on the sync socket (child -> supervisor): "pid N", "ready", "error TEXT"; supervisor ->
+child: "go", "net", "exec". The socket is close-on-exec: EOF without an error means init was
+exec'd.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from lxctools.config import lines as config_lines
 from lxctools.errors import PylError, StartError
@@ -210,19 +213,34 @@ def start_container(req: StartRequest) -> Started:
             first = None
             raise StartError(line.removeprefix("error ") or "container setup failed before its init started")
         pid = int(line.split()[1])
-        log.debug("start", f"{req.name}: init is {pid}; host network")
-        if net_plans:
-            # Host links and their configuration inside the container's namespace, both done by
-            # the netlink worker (pyroute2 lives there, not in the supervisor: see networker).
-            from lxctools.runtime.networker import WORKER
-            net_state = WORKER.call("setup", net_plans, pid, req.lxcpath)
-        # The first child moved init into the cgroup2 directory meanwhile (see _intermediate).
+        # The first child exits once init sits in its cgroup2 directory: at once when init was
+        # born there (clone3), after its cgroup.procs write otherwise (see _intermediate).
         _, status = os.waitpid(first, 0)
         first = None
         if status != 0:
             line = reader.readline().decode().strip()
             raise StartError(line.removeprefix("error ") or "moving init into its cgroup failed")
+        # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
+        # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
         parent_sock.sendall(b"go\n")
+        log.debug("start", f"{req.name}: init is {pid}; host network")
+        if net_plans:
+            # Host links and their configuration inside the container's namespace, both done by
+            # the netlink worker (pyroute2 lives there, not in the supervisor: see networker).
+            from lxctools.runtime.networker import WORKER
+            try:
+                net_state = WORKER.call("setup", net_plans, pid, req.lxcpath)
+            except PylError:
+                # init may have failed first (a mount), and the network setup then found it
+                # gone: init's own error is the one worth reporting.
+                early = _reported_error(parent_sock, reader)
+                if early is not None:
+                    raise early from None
+                raise
+        try:
+            parent_sock.sendall(b"net\n")
+        except OSError:
+            pass  # init failed meanwhile: its error line is what the reader gets next
         log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
         # hooks run now, between the container's setup and its init, as in LXC.
@@ -235,11 +253,8 @@ def start_container(req: StartRequest) -> Started:
             rest = reader.read().decode().strip()
         else:
             rest = line + reader.read().decode().strip()
-        if rest.startswith("error@"):
-            code, _, text = rest[6:].partition(" ")
-            raise StartError(text, exit_code=int(code))
         if rest:
-            raise StartError(rest.removeprefix("error "))
+            raise _child_error(rest)
         from lxctools.runstate import process_starttime
         # An application container's command may be done already: its init is then a zombie
         # that the supervisor reaps next; a system container's init must still be alive.
@@ -276,6 +291,23 @@ def start_container(req: StartRequest) -> Started:
         parent_sock.close()
 
 
+def _child_error(text: str) -> StartError:
+    """The error a start's child reported: "error TEXT", or "error@CODE TEXT" with an exit code."""
+    if text.startswith("error@"):
+        code, _, message = text[6:].partition(" ")
+        return StartError(message, exit_code=int(code))
+    return StartError(text.removeprefix("error "))
+
+
+def _reported_error(sock: socket.socket, reader: Any) -> StartError | None:
+    """The error PID 1 reported already, if any (it writes it before it exits)."""
+    import select
+    if not select.select([sock], [], [], 0.05)[0]:
+        return None
+    line = reader.readline().decode().strip()
+    return _child_error(line) if line.startswith("error") else None
+
+
 def _create_cgroup(cgroups: Any, values: Mapping[str, Any], name: str, layout: Any) -> Any:
     """Create pyl.payload.NAME, or NAME-1, NAME-2... when a container of the same name from
     another lxcpath holds it (as LXC does). Later lookups go by the init's PID, not the name."""
@@ -303,14 +335,14 @@ def _kill_and_reap(pid: int) -> None:
 
 def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
                   console_slave, tty_slaves, hook_env) -> None:
-    """First child: join the cgroups, unshare, fork PID 1, report its pid, move it into the
-    cgroup2 directory, exit. Never returns.
+    """First child: join the cgroups, unshare, fork PID 1, report its pid, exit. Never returns.
 
     The v1 hierarchies are joined by writing "0" to ``tasks`` (no RCU grace period, see
-    cgroups.enter_v1), so PID 1 is born in them. The cgroup2 move (cgroup.procs) pays a grace
-    period, ~7 ms: it runs here, after the PID is reported, while the supervisor sets up the
-    host's side of the network; the supervisor waits for this process's exit before "go". PID 1
-    unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
+    cgroups.enter_v1), so PID 1 is born in them; it is born in its cgroup2 directory too
+    (clone3 CLONE_INTO_CGROUP). Before Linux 5.7 it is moved there by cgroup.procs after its PID
+    is reported, which pays a grace period (~7 ms). The supervisor waits for this process's exit
+    before "go"; PID 1 unshares its cgroup namespace itself, after "go", once it sits in every
+    final cgroup."""
     try:
         # Forked from the supervisor: drop its signal plumbing before its fds are closed.
         signal.set_wakeup_fd(-1)
@@ -321,16 +353,28 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
         close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
         cgroups.enter_v1(cg_plan)
+        cgroup_dir = cgroups.open_v2_dir(cg_plan)  # before unshare(mnt): the host's cgroup2 mount
         for kind, fd in share_fds.items():  # lxc.namespace.share.*: join instead of creating
             ns.setns(fd, ns.NAMESPACES[kind])
             os.close(fd)
         ns.unshare(flags & ~ns.CLONE_NEWCGROUP)
-        pid = os.fork()
+        born_in_cgroup = False
+        if cgroup_dir is not None:
+            try:
+                pid = ns.fork_into_cgroup(cgroup_dir)
+                born_in_cgroup = True
+            except PylError:  # a kernel before 5.7: fork, then move it (below)
+                pid = os.fork()
+            if pid == 0:
+                os.close(cgroup_dir)
+        else:
+            pid = os.fork()
         if pid == 0:
             _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
                             hook_env, new_cgroupns=bool(flags & ns.CLONE_NEWCGROUP))
         sock.sendall(f"pid {pid}\n".encode())
-        cgroups.attach_v2(cg_plan, pid)
+        if not born_in_cgroup:
+            cgroups.attach_v2(cg_plan, pid)
         os._exit(0)
     except BaseException as err:  # report, never return into the supervisor's code
         _report_and_exit(sock, err)
@@ -362,13 +406,9 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         console_path = os.ttyname(console_slave)
         tty_paths = [os.ttyname(fd) for fd in tty_slaves]
         from lxctools.runtime import security
-        from lxctools.runtime.procsetup import apply_proc_settings, apply_prlimits, apply_sysctls
+        from lxctools.runtime.procsetup import apply_proc_settings, apply_prlimits
         apply_prlimits(values)
-        # Before the rootfs: the container's /proc/sys is read-only once mounted. /proc here is
-        # still the host's mount, but namespaced sysctls (net.*, kernel.shm*...) resolve to the
-        # namespaces of the writer, which are already the container's.
-        apply_sysctls(values)
-        _mount_rootfs(req, fs_plan, console_path, tty_paths, hook_env)
+        _mount_rootfs(req, fs_plan, console_path, tty_paths, hook_env, network=lambda: _wait_for_network(reader))
         apply_proc_settings(values, os.getpid())
         _setup_stdio(req, console_slave)
         for fd in tty_slaves:
@@ -398,24 +438,47 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
         _report_and_exit(sock, err)
 
 
+def _wait_for_network(reader: Any) -> None:
+    if reader.readline().strip() != b"net":
+        os._exit(1)  # the supervisor gave up (the network setup failed) and is killing us
+
+
 def _mount_rootfs(req: StartRequest, fs_plan: Any, console_path: str, tty_paths: list[str],
-                  hook_env: dict[str, str]) -> None:
+                  hook_env: dict[str, str], network: Callable[[], None]) -> None:
     """The rootfs plan, with LXC's hooks at their points: pre-mount (container's mount
     namespace, nothing mounted yet), mount (everything mounted, before pivot_root), autodev
-    (after mount, when /dev is pyl's tmpfs). They still see the host's paths, as in LXC."""
+    (after mount, when /dev is pyl's tmpfs). They still see the host's paths, as in LXC.
+
+    NETWORK returns once the supervisor has configured the container's interfaces. The mounts
+    run before that, while the netlink worker works (~5 ms of a start saved); the hooks and
+    lxc.sysctl.* (net.ipv4.conf.eth0.* needs eth0) after it, as in LXC, where the network is
+    set up inside before any hook runs."""
     from lxctools.runtime import rootfs
-    from lxctools.runtime.hooks import run_hooks
+    from lxctools.runtime.hooks import hook_commands, run_hooks
+    from lxctools.runtime.procsetup import apply_sysctls
     values = req.values
+    if hook_commands(values, "pre-mount"):
+        network()
+        network = _nothing
     run_hooks(values, "pre-mount", name=req.name, config_file=req.config_file, extra_env=hook_env)
     root_fd = rootfs.prepare_root(fs_plan)
     try:
         rootfs.mount_operations(fs_plan, root_fd, console_path=console_path, tty_paths=tty_paths)
+        network()
+        # Through /proc, which is still the host's mount here (the container's own /proc/sys
+        # will be read-only); namespaced sysctls (net.*, kernel.shm*...) resolve to the
+        # namespaces of the writer, which are already the container's.
+        apply_sysctls(values)
         run_hooks(values, "mount", name=req.name, config_file=req.config_file, extra_env=hook_env)
         if str(values.get("lxc.autodev", "1")) not in ("0", "false"):
             run_hooks(values, "autodev", name=req.name, config_file=req.config_file, extra_env=hook_env)
         rootfs.switch_root(fs_plan, root_fd)
     finally:
         os.close(root_fd)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _preload_for_container(sec_plan: Any) -> None:

@@ -126,6 +126,28 @@ def test_a_held_network_namespace_does_not_keep_the_veth(pyl):
             holder.wait()
 
 
+def test_interface_sysctls_and_hooks_see_the_configured_network(pyl, tmp_path):
+    # PID 1 mounts its rootfs while the netlink worker configures its interfaces. Sysctls of an
+    # interface (they need eth0) and the mount hooks come after that, as in LXC; with a
+    # pre-mount hook, the mounting itself waits for the network.
+    import shutil
+    log = tmp_path / "hooks.log"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\n{{ echo \"$3\"; {shutil.which('ip')} -4 -o addr show dev eth0; }} >> {log}\n")
+    hook.chmod(0o755)
+    pyl.ok("create", "-n", "k1", "-t", "busybox")
+    for hooks in (("mount", "autodev"), ("pre-mount", "mount")):
+        log.write_text("")
+        pyl.ok("start", "-n", "k1", "-s", "lxc.sysctl.net.ipv4.conf.eth0.rp_filter=2",
+               *[a for h in hooks for a in ("-s", f"lxc.hook.{h}={hook}")])
+        address = addr(pyl, "k1")
+        assert pyl.ok("attach", "-n", "k1", "--", "cat", "/proc/sys/net/ipv4/conf/eth0/rp_filter").stdout == "2\n"
+        text = log.read_text()
+        assert [line for line in text.splitlines() if "inet" not in line] == list(hooks), text
+        assert text.count(f"inet {address}/") == len(hooks), text
+        pyl.ok("stop", "-n", "k1", "-k")
+
+
 def test_static_address_and_bad_network_config(pyl, tmp_path):
     pyl.ok("create", "-n", "s1", "-t", "busybox")
     # -s on a multi-valued key appends, as in LXC: clear it first, then set the static address

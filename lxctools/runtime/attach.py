@@ -114,6 +114,11 @@ def _send_fd(sock: socket.socket, fd: int) -> None:
 
 def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
     """Fork the attach child; returns its pid. `report` gets 'pid N', an fd (pty) or 'error ...'."""
+    from lxctools.runtime import security
+    from lxctools.runtime.procsetup import preload_for_children
+    if spec.security_plan is None:
+        spec.security_plan = security.plan_security(spec.values)
+    preload_for_children(seccomp=spec.security_plan.seccomp is not None)
     ns_fds = {}
     try:
         for name in spec.namespaces:

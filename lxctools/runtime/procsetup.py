@@ -17,6 +17,19 @@ PRLIMITS = {
 }
 
 
+def preload_for_children(seccomp: bool) -> None:
+    """Import in the supervisor what the processes it forks for a start or an attach import
+    before they exec: done once here, not in every child, on the critical path of every start
+    and attach (and paid twice there: the import, then copy-on-write faults). Cheap to call
+    again. SECCOMP: load libseccomp too (the container's confinement needs it)."""
+    import lxctools.runtime.appinit  # noqa: F401
+    import lxctools.runtime.hooks  # noqa: F401
+    import lxctools.runtime.security  # noqa: F401
+    if seccomp:
+        from lxctools.kernel import seccomp as libseccomp
+        libseccomp.available()
+
+
 def _limit(text: str) -> int:
     return resource.RLIM_INFINITY if text in ("unlimited", "infinity") else int(text)
 

@@ -181,6 +181,8 @@ def start_container(req: StartRequest) -> Started:
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     os.set_inheritable(child_sock.fileno(), False)
 
+    from lxctools.runtime.procsetup import preload_for_children
+    preload_for_children(seccomp=sec_plan.seccomp is not None)
     hook_env_base = {"LXC_ROOTFS_MOUNT": raw_rootfs.removeprefix("dir:"), **req.extra_env}
     created_cgroup = False
     pid = first = None

@@ -114,6 +114,12 @@ def test_execute_status_and_stdio(pyl):
     assert pyl("execute", "-n", "c1", "--", "sh", "-c", "exit 5").returncode == 5
     assert pyl("execute", "-n", "c1", "--", "sh", "-c", "kill -9 $$").returncode == 137
     assert pyl("execute", "-n", "c1", "--", "/nope").returncode == 127
+    assert pyl("execute", "-n", "c1", "--", "/etc").returncode == 126  # not executable
+    # the command starts with no signal ignored or blocked (the init forwards, it does not mask)
+    status = pyl.ok("execute", "-n", "c1", "--", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status").stdout
+    assert status.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16], status
+    # ... and with stdin, stdout and stderr only (3 is ls's own look at the folder)
+    assert pyl.ok("execute", "-n", "c1", "--", "ls", "/proc/self/fd").stdout.split() == ["0", "1", "2", "3"]
     r = pyl("execute", "-n", "c1", "--", "sh", "-c", "cat; echo $$", input=b"in\n")
     assert r.stdout == "in\n2\n"  # PID 1 is the small init, the command is PID 2
     assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"

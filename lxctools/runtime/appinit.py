@@ -26,7 +26,8 @@ def run_app_init(argv: list[str], env: dict[str, str], sock: socket.socket) -> N
     # of this large Python process is copied (~2-5 ms of an execute here); a failed exec comes
     # back here as the exception. Not os.posix_spawn(): glibc's leaves its two internal signals
     # (32, 33) ignored in the command, which inherits that across exec. restore_signals resets
-    # SIGPIPE and SIGXFSZ; handled signals go back to their defaults with the exec.
+    # SIGPIPE and SIGXFSZ; handled signals go back to their defaults with the exec; close_fds
+    # (the default) leaves the command stdin, stdout and stderr only, as lxc-execute's init.
     import subprocess
     try:
         child = subprocess.Popen(argv, executable=path, env=env, restore_signals=True).pid

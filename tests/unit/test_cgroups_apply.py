@@ -319,12 +319,18 @@ def test_read_write_value_routing_hybrid(tmp_path):
         cg.read_value(plan, "memory.usage_in_bytes")
 
 
-def test_kill_all_fake_signals_each_pid(tmp_path, monkeypatch):
+def _frozen_v1_container(tmp_path):
+    """A fake v1 container cgroup holding pids 101 and 102, frozen; returns (plan, freezer dir)."""
     plan = cg.plan_cgroup({}, name="c", layout=v1_tree(tmp_path))
     cg.create(plan)
     fz = Path(plan.v1_dir("freezer").path)
     (fz / "cgroup.procs").write_text("101\n102\n")
     (fz / "freezer.state").write_text("FROZEN\n")
+    return plan, fz
+
+
+def test_kill_all_fake_signals_each_pid(tmp_path, monkeypatch):
+    plan, fz = _frozen_v1_container(tmp_path)
     sent = []
 
     def kill(pid, sig):
@@ -344,11 +350,7 @@ def test_kill_all_fake_signals_each_pid(tmp_path, monkeypatch):
 def test_kill_all_without_waiting_signals_once_and_returns(tmp_path, monkeypatch):
     # The supervisor's stop -k: signal, thaw, and back to the event loop (init's exit arrives
     # there); nothing is waited for, even though the "kernel" here never empties the cgroup.
-    plan = cg.plan_cgroup({}, name="c", layout=v1_tree(tmp_path))
-    cg.create(plan)
-    fz = Path(plan.v1_dir("freezer").path)
-    (fz / "cgroup.procs").write_text("101\n102\n")
-    (fz / "freezer.state").write_text("FROZEN\n")
+    plan, fz = _frozen_v1_container(tmp_path)
     sent = []
     monkeypatch.setattr(apply.os, "kill", lambda pid, sig: sent.append((pid, sig)))
     monkeypatch.setattr(apply.time, "sleep", lambda _s: (_ for _ in ()).throw(AssertionError("waited")))

@@ -209,12 +209,14 @@ def finish(code: int) -> None:
     8.2 ms ending in os._exit). What of it matters is done here: stdout and stderr flushed.
     pyl keeps no other buffered file, thread or atexit handler by the time a tool returns."""
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue  # started with that fd closed (cron)
         try:
             stream.flush()
         except BrokenPipeError:
             pass  # the reader left (`pyl-ls | head`): as during the run, not an error
         except (OSError, ValueError) as err:
-            if stream is sys.stdout:
+            if stream is sys.stdout and sys.stderr is not None:
                 try:
                     prog = os.path.basename(sys.argv[0]) or "pyl"
                     sys.stderr.write(f"{prog}: cannot write the output: {getattr(err, 'strerror', err)}\n")

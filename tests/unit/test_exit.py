@@ -42,3 +42,12 @@ def test_a_full_disk_under_the_output_is_one_line_and_exit_1(tmp_path):
         r = _run("sys.argv = ['pyl-ls', '--json']\nfinish(run_tool('ls'))", full, tmp_path)
     assert r.returncode == 1
     assert r.stderr == "pyl-ls: No space left on device\n"
+
+
+def test_finish_with_stdout_and_stderr_closed(tmp_path):
+    # cron may start a command with its stdio closed: Python then has no sys.stdout at all
+    r = subprocess.run(["sh", "-c", '"$@" >&- 2>&-', "sh", sys.executable, "-c",
+                        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                        "from lxctools.cli.driver import finish\nassert sys.stdout is None\nfinish(4)"],
+                       timeout=30)
+    assert r.returncode == 4

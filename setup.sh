@@ -41,16 +41,16 @@ install_debs() {
 # linked: ~3 ms faster to start here than a default pyenv build, on every command), else
 # python3 from PATH.
 pick_python() {
-    local candidate
-    for candidate in "${PYL_PYTHON:-}" /usr/bin/python3 python3; do
-        [ -n "$candidate" ] || continue
+    local candidate candidates=(/usr/bin/python3 python3)
+    [ -z "${PYL_PYTHON:-}" ] || candidates=("$PYL_PYTHON")  # asked for: that one or nothing
+    for candidate in "${candidates[@]}"; do
         if "$candidate" -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' \
                 2>/dev/null; then
             "$candidate" -c 'import sys; print(sys.executable)'
             return
         fi
     done
-    echo "setup.sh: no Python 3.11+ with venv (set PYL_PYTHON)" >&2
+    echo "setup.sh: no Python 3.11+ with venv among: ${candidates[*]} (set PYL_PYTHON)" >&2
     exit 69
 }
 

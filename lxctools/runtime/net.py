@@ -57,6 +57,16 @@ class LeaseState:
     container: str
 
 
+class NetnsFd(int):
+    """An open fd of a network namespace, given where a PID would name one by its process: the
+    netlink worker sets up a namespace it made itself before the container's processes exist."""
+
+
+def _into(target: int) -> dict[str, int]:
+    """The netlink attribute that puts a link into TARGET's namespace (a PID, or a NetnsFd)."""
+    return {"net_ns_fd": int(target)} if isinstance(target, NetnsFd) else {"net_ns_pid": target}
+
+
 @dataclass
 class HostNetState:
     """Everything setup_host did on the host; JSON-serialisable (the supervisor stores it)."""
@@ -142,13 +152,14 @@ def _lookup(ipr: IPRoute, name: str) -> int | None:
 
 def setup_host(plans: Sequence[NetPlan], pid: int, *, lxcpath: Path | None = None,
                net_rundir: Path | None = None) -> HostNetState:
-    """Create host-side links for ``plans`` and put the container ends into the netns of ``pid``.
+    """Create host-side links for ``plans`` and put the container ends into the netns of ``pid``
+    (a process, or a NetnsFd: then the state's pid is 0 until the caller knows the init's).
 
     On failure everything already created is removed again before the error propagates.
     ``lxcpath`` is needed only for ``ipv4.address = auto`` (lease file); ``net_rundir`` is where
     the default bridge keeps its state if it has to be started here.
     """
-    state = HostNetState(pid=pid)
+    state = HostNetState(pid=0 if isinstance(pid, NetnsFd) else pid)
     NetlinkError = _netlink_error_type()
     try:
         with _iproute() as ipr:
@@ -232,7 +243,7 @@ def _setup_veth(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState,
 
     # As LXC: without an explicit MTU both ends take the bridge's, so the bridge MTU never drops.
     mtu = plan.mtu or bridge_mtu
-    peer: dict[str, Any] = {"ifname": plan.name, "net_ns_pid": pid}
+    peer: dict[str, Any] = {"ifname": plan.name, **_into(pid)}
     if mtu:
         peer["mtu"] = mtu
     if plan.hwaddr:
@@ -257,7 +268,7 @@ def _setup_lower(ipr: IPRoute, plan: NetPlan, pid: int) -> None:
     parent = _lookup(ipr, plan.link)
     if parent is None:
         raise ConfigError(f"{plan.key('link')}: device {plan.link!r} does not exist")
-    spec: dict[str, Any] = {"ifname": plan.name, "link": parent, "net_ns_pid": pid}
+    spec: dict[str, Any] = {"ifname": plan.name, "link": parent, **_into(pid)}
     if plan.type is NetType.MACVLAN:
         assert plan.macvlan_mode is not None
         spec.update(kind="macvlan", macvlan_mode=_MACVLAN_MODES[plan.macvlan_mode])
@@ -281,7 +292,7 @@ def _setup_phys(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState) -> N
     state.phys.append(PhysState(plan.index, plan.link, plan.name, link.get("IFLA_MTU"),
                                 link.get("IFLA_ADDRESS")))
     # Move and rename in one message: the kernel renames as part of the namespace change.
-    ipr.link("set", index=idx, net_ns_pid=pid, ifname=plan.name)
+    ipr.link("set", index=idx, ifname=plan.name, **_into(pid))
 
 
 # ---------------------------------------------------------------------------- configure_inside --
@@ -515,14 +526,18 @@ def delete_link(name: str) -> bool:
 
 
 def within_netns(pid: int, func: Callable[[], T]) -> T:
-    """Run ``func`` in pid's network namespace in this thread (setns there and back): for the
-    netlink worker, whose sockets then open inside the container. Cheaper than in_netns's fork."""
+    """Run ``func`` in pid's network namespace (or a NetnsFd's) in this thread (setns there and
+    back): for the netlink worker, whose sockets then open inside the container. Cheaper than
+    in_netns's fork."""
     from lxctools.kernel import ns
 
-    try:
-        target = ns.open_ns(pid, "net")
-    except FileNotFoundError:
-        raise PylError(f"process {pid} does not exist (container not running?)") from None
+    if isinstance(pid, NetnsFd):
+        target = os.dup(pid)
+    else:
+        try:
+            target = ns.open_ns(pid, "net")
+        except FileNotFoundError:
+            raise PylError(f"process {pid} does not exist (container not running?)") from None
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         ns.setns(target, ns.CLONE_NEWNET)
@@ -532,6 +547,21 @@ def within_netns(pid: int, func: Callable[[], T]) -> T:
             ns.setns(own, ns.CLONE_NEWNET)
     finally:
         os.close(target)
+        os.close(own)
+
+
+def new_netns() -> NetnsFd:
+    """A new, empty network namespace (lo only), held by the returned fd alone; this thread stays
+    in its own. For the netlink worker (single-threaded: unshare moves the whole process)."""
+    from lxctools.kernel import ns
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.unshare(ns.CLONE_NEWNET)
+        try:
+            return NetnsFd(os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC))
+        finally:
+            ns.setns(own, ns.CLONE_NEWNET)
+    finally:
         os.close(own)
 
 

@@ -73,6 +73,32 @@ def _setup(plans: Any, pid: int, lxcpath: str | None) -> Any:
     return state
 
 
+def _setup_new_netns(sock, plans: Any, lxcpath: str | None) -> Any:
+    """setup, in a network namespace made here, before the container's processes exist: the
+    supervisor forks them meanwhile, and its first child joins this namespace instead of making
+    one. The namespace's fd number goes to the supervisor first; it opens it from /proc and says
+    "ack" (we hold it open until then)."""
+    from pathlib import Path
+    from lxctools.runtime import net
+    netns = net.new_netns()
+    try:
+        _send(sock, (True, int(netns)))
+        if _recv(sock) != "ack":
+            raise PylError("the supervisor did not take the network namespace")
+        state = net.setup_host(plans, netns, lxcpath=Path(lxcpath) if lxcpath else None)
+        try:
+            net.within_netns(netns, lambda: net.configure_inside(plans, state))
+        except BaseException:
+            try:
+                net.teardown(state)
+            except PylError:
+                pass  # the configuration error is the one worth reporting
+            raise
+        return state
+    finally:
+        os.close(netns)
+
+
 def _teardown(state: Any) -> None:
     from lxctools.runtime import net
     net.teardown(state)
@@ -84,6 +110,8 @@ def _return_phys(plans: Any, pid: int) -> None:
 
 
 OPERATIONS = {"setup": _setup, "teardown": _teardown, "return_phys": _return_phys}
+# Operations that talk to the supervisor on the way (they get the socket first): see begin().
+PHASED = {"setup_new_netns": _setup_new_netns}
 
 
 def _serve(sock) -> None:
@@ -93,7 +121,10 @@ def _serve(sock) -> None:
             return  # the supervisor closed its end: done
         op, args = request
         try:
-            reply = (True, OPERATIONS[op](*args))
+            if op in PHASED:
+                reply = (True, PHASED[op](sock, *args))
+            else:
+                reply = (True, OPERATIONS[op](*args))
         except PylError as err:
             reply = (False, err)
         except BaseException as err:  # noqa: BLE001 - anything else becomes a PylError
@@ -156,6 +187,47 @@ class NetWorker:
                 return value
             raise value
         raise AssertionError("unreachable")
+
+    def begin(self, op: str, *args: Any) -> int:
+        """Start a PHASED operation whose first answer is an fd number in the worker: returns
+        our own fd of the same file (opened from /proc/WORKER/fd/N), while the worker goes on;
+        end() collects its result. Every begin() that returned must be followed by end()."""
+        if self.sock is None:
+            self._spawn()
+        try:
+            _send(self.sock, (op, args))
+            first = _recv(self.sock)
+        except OSError:
+            first = None
+        if first is None:
+            self.stop()
+            raise PylError(f"the netlink worker died during '{op}' (see monitor.log)")
+        ok, value = first
+        if not ok:
+            raise value
+        try:
+            fd = os.open(f"/proc/{self.pid}/fd/{value}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            _send(self.sock, "no")
+            self.end(op)  # its error, or ours if it had none
+            raise PylError(f"cannot take the worker's fd for '{op}': {err.strerror}") from None
+        _send(self.sock, "ack")
+        return fd
+
+    def end(self, op: str) -> Any:
+        """The result of the operation begin() started (its error raised)."""
+        try:
+            reply = _recv(self.sock) if self.sock is not None else None
+        except OSError:
+            reply = None
+        self.last_used = time.monotonic()
+        if reply is None:
+            self.stop()
+            raise PylError(f"the netlink worker died during '{op}' (see monitor.log)")
+        ok, value = reply
+        if ok:
+            return value
+        raise value
 
     @property
     def alive(self) -> bool:

@@ -58,7 +58,8 @@ def _recv(sock) -> Any | None:
 # ----------------------------------------------------------------------------- worker side --
 
 def _setup(plans: Any, pid: int, lxcpath: str | None) -> Any:
-    """Host side of every plan, then the container side from inside its network namespace."""
+    """Host side of every plan, then the container side from inside its network namespace
+    (PID's, or a net.NetnsFd)."""
     from pathlib import Path
     from lxctools.runtime import net
     state = net.setup_host(plans, pid, lxcpath=Path(lxcpath) if lxcpath else None)
@@ -78,23 +79,13 @@ def _setup_new_netns(sock, plans: Any, lxcpath: str | None) -> Any:
     supervisor forks them meanwhile, and its first child joins this namespace instead of making
     one. The namespace's fd number goes to the supervisor first; it opens it from /proc and says
     "ack" (we hold it open until then)."""
-    from pathlib import Path
     from lxctools.runtime import net
     netns = net.new_netns()
     try:
         _send(sock, (True, int(netns)))
         if _recv(sock) != "ack":
             raise PylError("the supervisor did not take the network namespace")
-        state = net.setup_host(plans, netns, lxcpath=Path(lxcpath) if lxcpath else None)
-        try:
-            net.within_netns(netns, lambda: net.configure_inside(plans, state))
-        except BaseException:
-            try:
-                net.teardown(state)
-            except PylError:
-                pass  # the configuration error is the one worth reporting
-            raise
-        return state
+        return _setup(plans, netns, lxcpath)
     finally:
         os.close(netns)
 

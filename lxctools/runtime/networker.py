@@ -185,6 +185,7 @@ class NetWorker:
         end() collects its result. Every begin() that returned must be followed by end()."""
         if self.sock is None:
             self._spawn()
+        self.last_used = time.monotonic()
         try:
             _send(self.sock, (op, args))
             first = _recv(self.sock)

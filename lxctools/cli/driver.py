@@ -13,6 +13,7 @@ Tools are imported lazily by name, so a command only pays for what it uses.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
 from lxctools import __version__
 from lxctools.errors import ExitCode, PylError, UsageError
+
+# argparse.SUPPRESS's value, spelled out: the fast path declares arguments without argparse.
+SUPPRESS = "==SUPPRESS=="
+
 
 def import_module(name: str):
     """importlib.import_module without importing the importlib package (~0.5 ms per command)."""
@@ -114,7 +119,7 @@ def build_parser(tool: str, module, factory=None):
     module.add_arguments(parser)
     parser.set_defaults(_name_states=getattr(module, "NAME_STATES", None))
     if module.NEEDS_NAME and not getattr(module, "NO_POSITIONAL_NAME", False):
-        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help="==SUPPRESS==")  # argparse.SUPPRESS
+        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=SUPPRESS)
         arg.completer = _complete_names  # type: ignore[attr-defined]
     return parser
 
@@ -189,8 +194,8 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
         return _internal_error(prog, debug)
 
 
-# errno values of OSErrors that are the host's condition, not a bug: ENOSPC, EDQUOT, EIO, EROFS.
-_ENVIRONMENT_ERRNOS = frozenset({28, 122, 5, 30})
+# OSErrors that are the host's condition, not a bug.
+_ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 def _internal_error(prog: str, debug: bool) -> int:

@@ -11,7 +11,6 @@ driver parses with argparse instead, so every error message and the help are arg
 from __future__ import annotations
 
 
-
 class Namespace:
     """What argparse.parse_args returns: attributes; without importing `types` (~0.4 ms)."""
 
@@ -20,8 +19,6 @@ class Namespace:
 
     def __repr__(self) -> str:
         return f"Namespace({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
-
-_SUPPRESS = "==SUPPRESS=="
 
 
 class _Arg:

@@ -67,3 +67,10 @@ def test_random_command_lines(tool, argv):
     fast = fast_result(tool, argv)
     if fast is not None:
         assert fast == argparse_result(tool, argv), (tool, argv)
+
+
+def test_the_spelled_out_suppress_is_argparses():
+    import argparse
+
+    from lxctools.cli.driver import SUPPRESS
+    assert SUPPRESS == argparse.SUPPRESS

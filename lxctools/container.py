@@ -11,6 +11,7 @@ import sys
 
 TYPE_CHECKING = False
 
+from lxctools.config import TEMPLATE_LINE  # the package's __init__ imports nothing
 from lxctools.errors import (
     AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
 )
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from lxctools.config.model import ContainerConfig
 
 CREATE_HEADER = (
-    "# Template used to create this container: {template}\n"
+    TEMPLATE_LINE + "{template}\n"
     "# Parameters passed to the template:{args}\n"
     "# For additional config options, see `pyl-config -l` and README.md\n"
 )

@@ -19,3 +19,8 @@ def lines(value: object) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else [str(v) for v in value]  # type: ignore[union-attr]
+
+
+# First line of the config pyl-create writes (as lxc-create does); pyl-ls's TEMPLATE column
+# reads the template's name back from it.
+TEMPLATE_LINE = "# Template used to create this container: "

@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     from lxctools.paths import Layout
 
 from lxctools import cjson
+from lxctools.config import TEMPLATE_LINE
 
 CACHE_FILE = "ls-summary.json"
 VERSION = 1
 KEYS = ("lxc.start.auto", "lxc.group", "lxc.idmap", "lxc.cgroup2.memory.max",
         "lxc.cgroup.memory.limit_in_bytes", "lxc.rootfs.path")
 _RACY_SECONDS = 2.0
-_TEMPLATE_MARKER = "# Template used to create this container: "
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -129,6 +129,6 @@ def _template_of(path: str | None) -> str:
             first = f.readline()
     except OSError:
         return "-"
-    if first.startswith(_TEMPLATE_MARKER):
-        return first[len(_TEMPLATE_MARKER):].strip().rsplit("/", 1)[-1]
+    if first.startswith(TEMPLATE_LINE):
+        return first[len(TEMPLATE_LINE):].strip().rsplit("/", 1)[-1]
     return "-"

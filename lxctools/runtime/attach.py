@@ -118,6 +118,8 @@ def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
     from lxctools.runtime.procsetup import preload_for_children
     if spec.security_plan is None:
         spec.security_plan = security.plan_security(spec.values)
+    # What the grandchild needs after entering the container's mount namespace, loaded here
+    # once (the supervisor keeps it) rather than in every child.
     preload_for_children(seccomp=spec.security_plan.seccomp is not None)
     ns_fds = {}
     try:
@@ -169,13 +171,9 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
         for target in (0, 1, 2):
             os.dup2(null, target)
         os.close(null)
-    # Everything the grandchild needs after setns(mnt) must be loaded now: the container's root
-    # has no Python stdlib and no libseccomp.
-    from lxctools.runtime import security
-    plan = spec.security_plan or security.plan_security(spec.values)
-    if plan.seccomp is not None:
-        from lxctools.kernel import seccomp
-        seccomp.available()
+    # Everything the grandchild needs after setns(mnt), when the host's Python stdlib and
+    # libseccomp are out of reach, was loaded before the fork (spawn_attached).
+    plan = spec.security_plan
     from lxctools.runtime.procsetup import close_other_fds
     close_other_fds({report.fileno(), *ns_fds.values()})
     # The container's cgroups: v1 hierarchies by writing "0" to their `tasks` (this process is
@@ -185,9 +183,9 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     # (5-10 ms, most of what an attach spends in the kernel). The grandchild then enters the
     # cgroup namespace itself: from inside it, on an nsdelegate host, the cgroup we are in now
     # would not be visible and the clone refused.
+    from lxctools.runtime import cgroups
     cgroup_dir = None
     if "CGROUP" not in spec.elevated and spec.cgroup_plan is not None:
-        from lxctools.runtime import cgroups
         cgroups.enter_v1(spec.cgroup_plan)
         cgroup_dir = cgroups.open_v2_dir(spec.cgroup_plan)
     late_cgroup_ns = ns_fds.pop("cgroup", None) if cgroup_dir is not None else None
@@ -196,7 +194,7 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
         if fd is not None:
             ns.setns(fd, ns.NAMESPACES[name])
             os.close(fd)
-    grandchild = _fork_into(spec, cgroup_dir)
+    grandchild = cgroups.fork_in_v2(spec.cgroup_plan, cgroup_dir)
     if grandchild == 0:
         try:
             if late_cgroup_ns is not None:
@@ -219,21 +217,6 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
             os._exit(1)
     code = os.waitstatus_to_exitcode(status)
     os._exit(128 - code if code < 0 else code)
-
-
-def _fork_into(spec: AttachSpec, cgroup_dir: int | None) -> int:
-    """Fork the grandchild, born in the cgroup2 directory CGROUP_DIR when there is one."""
-    if cgroup_dir is None:
-        return os.fork()
-    try:
-        return ns.fork_into_cgroup(cgroup_dir)
-    except PylError:
-        # A kernel before 5.7 (no clone3 into a cgroup): move ourselves, the grandchild follows.
-        from lxctools.runtime import cgroups
-        cgroups.attach_v2(spec.cgroup_plan, os.getpid())
-        return os.fork()
-    finally:
-        os.close(cgroup_dir)
 
 
 def _kill(pid: int, sig: int) -> None:

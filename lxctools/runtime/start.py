@@ -182,6 +182,8 @@ def start_container(req: StartRequest) -> Started:
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     os.set_inheritable(child_sock.fileno(), False)
 
+    # What PID 1 needs after pivot_root (the host's stdlib and libseccomp out of reach), loaded
+    # here before the fork: once per supervisor, not in every child.
     from lxctools.runtime.procsetup import preload_for_children
     preload_for_children(seccomp=sec_plan.seccomp is not None)
     hook_env_base = {"LXC_ROOTFS_MOUNT": raw_rootfs.removeprefix("dir:"), **req.extra_env}
@@ -371,10 +373,8 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
 
     The v1 hierarchies are joined by writing "0" to ``tasks`` (no RCU grace period, see
     cgroups.enter_v1), so PID 1 is born in them; it is born in its cgroup2 directory too
-    (clone3 CLONE_INTO_CGROUP). Before Linux 5.7 it is moved there by cgroup.procs after its PID
-    is reported, which pays a grace period (~7 ms). The supervisor waits for this process's exit
-    before "go"; PID 1 unshares its cgroup namespace itself, after "go", once it sits in every
-    final cgroup."""
+    (cgroups.fork_in_v2). The supervisor waits for this process's exit before "go"; PID 1
+    unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
     try:
         # Forked from the supervisor: drop its signal plumbing before its fds are closed.
         signal.set_wakeup_fd(-1)
@@ -390,23 +390,11 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
             ns.setns(fd, ns.NAMESPACES[kind])
             os.close(fd)
         ns.unshare(flags & ~ns.CLONE_NEWCGROUP)
-        born_in_cgroup = False
-        if cgroup_dir is not None:
-            try:
-                pid = ns.fork_into_cgroup(cgroup_dir)
-                born_in_cgroup = True
-            except PylError:  # a kernel before 5.7: fork, then move it (below)
-                pid = os.fork()
-            if pid == 0:
-                os.close(cgroup_dir)
-        else:
-            pid = os.fork()
+        pid = cgroups.fork_in_v2(cg_plan, cgroup_dir)
         if pid == 0:
             _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
                             hook_env, new_cgroupns=bool(flags & ns.CLONE_NEWCGROUP))
         sock.sendall(f"pid {pid}\n".encode())
-        if not born_in_cgroup:
-            cgroups.attach_v2(cg_plan, pid)
         os._exit(0)
     except BaseException as err:  # report, never return into the supervisor's code
         _report_and_exit(sock, err)
@@ -432,7 +420,6 @@ def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave
             os._exit(1)
         if new_cgroupns:  # now in every final cgroup: they become the namespace's root
             ns.unshare(ns.CLONE_NEWCGROUP)
-        _preload_for_container(sec_plan)
         uts = values.get("lxc.uts.name") or req.name
         ns.sethostname(str(uts))
         console_path = os.ttyname(console_slave)
@@ -511,18 +498,6 @@ def _mount_rootfs(req: StartRequest, fs_plan: Any, console_path: str, tty_paths:
 
 def _nothing() -> None:
     pass
-
-
-def _preload_for_container(sec_plan: Any) -> None:
-    """Import and load now everything needed after pivot_root, when the host's Python stdlib
-    and shared libraries are no longer reachable by path."""
-    import lxctools.runtime.appinit  # noqa: F401
-    import lxctools.runtime.hooks  # noqa: F401
-    import lxctools.runtime.procsetup  # noqa: F401
-    import lxctools.runtime.security  # noqa: F401
-    if getattr(sec_plan, "seccomp", None) is not None:
-        from lxctools.kernel import seccomp
-        seccomp.available()  # dlopen libseccomp while its path still resolves
 
 
 def _setup_stdio(req: StartRequest, console_slave: int) -> None:

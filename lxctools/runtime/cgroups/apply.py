@@ -226,6 +226,24 @@ def open_v2_dir(plan: CgroupPlan) -> int | None:
         raise KernelError(f"cannot open {unified.path}: {e.strerror}", e.errno) from e
 
 
+def fork_in_v2(plan: CgroupPlan, cgroup_dir: int | None) -> int:
+    """fork(), the child in PLAN's cgroup2 directory, open as CGROUP_DIR (closed here, in both
+    processes; None, no cgroup2: a plain fork). The child is born there with
+    clone3(CLONE_INTO_CGROUP), so nobody waits for an RCU grace period; before Linux 5.7 this
+    process moves itself there first (cgroup.procs, which pays it) and the child follows. For
+    a single-threaded caller on its way to exec: see kernel.ns.fork_into_cgroup."""
+    if cgroup_dir is None:
+        return os.fork()
+    from lxctools.kernel import ns
+    try:
+        return ns.fork_into_cgroup(cgroup_dir)
+    except PylError:
+        attach_v2(plan, os.getpid())
+        return os.fork()
+    finally:
+        os.close(cgroup_dir)
+
+
 def _write_pid(d: CgroupDir, file: str, pid: int) -> None:
     try:
         write_file(os.path.join(d.path, file), str(pid))

@@ -225,6 +225,7 @@ class Container:
 
     def destroy(self, *, force: bool = False, snapshots: bool = False) -> None:
         with self.lock("destroy"):
+            _reap_destroy_leftovers(self.layout, holding=self.name)
             self.require_defined()
             rs = self.runstate()
             if rs.state is not State.STOPPED:
@@ -262,7 +263,7 @@ class Container:
                 remove_tree(rootfs, rootfs.parent)
             # Out of sight first (one rename), then deleted: a destroy killed halfway leaves a
             # hidden folder, never a half-deleted container under the name.
-            trash = self.layout.lxcpath / f".{self.name}.destroying-{os.getpid()}"
+            trash = self.layout.lxcpath / f".{self.name}{DESTROYING}{os.getpid()}"
             os.rename(self.dir, trash)
             remove_tree(trash, self.layout.lxcpath)
 
@@ -587,6 +588,34 @@ def remove_tree(path: Path, must_be_under: Path) -> None:
     # shutil.rmtree uses fd-relative, O_NOFOLLOW traversal (safe against symlink races).
     import shutil
     shutil.rmtree(path)
+
+
+DESTROYING = ".destroying-"  # .NAME.destroying-PID: a container folder on its way out
+
+
+def _reap_destroy_leftovers(layout: Layout, *, holding: str) -> None:
+    """Delete the hidden folders of destroys that were killed halfway (.NAME.destroying-PID):
+    one whose name's lock is free belongs to no running destroy. HOLDING: the name whose lock
+    the caller holds (its leftovers, from an earlier destroy, also share the new one's path)."""
+    from lxctools.names import is_valid_name
+    try:
+        entries = os.listdir(layout.lxcpath_str)
+    except OSError:
+        return
+    for entry in entries:
+        name, found, _pid = entry[1:].rpartition(DESTROYING)
+        if not entry.startswith(".") or not found or not is_valid_name(name):
+            continue
+        lock_fd = None if name == holding else try_flock(layout.lock_path(name))
+        if lock_fd is None and name != holding:
+            continue  # that destroy is still at work
+        try:
+            remove_tree(layout.lxcpath / entry, layout.lxcpath)
+        except (OSError, PylError):
+            pass  # left for the next destroy; this one goes on
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
 
 
 def _write_file(path: str, text: str, mode: int) -> None:

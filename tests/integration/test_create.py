@@ -118,6 +118,33 @@ def test_killed_create_is_cleaned_up(pyl, tmp_path):
     assert pyl.ok("ls", "-1").stdout == "c1\n"
 
 
+def test_a_destroy_killed_halfway_is_finished_by_the_next_one(pyl):
+    # A destroy moves the folder out of sight (.NAME.destroying-PID), then deletes it. Killed
+    # in between, it leaves that hidden folder; the next destroy in the lxcpath removes it, but
+    # not while a destroy of that name (its lock) is still at work.
+    import fcntl
+
+    from lxctools.paths import Layout
+    for name in ("c1", "c2"):
+        pyl.ok("create", "-n", name, "-t", "none", "-f", NO_NET)
+    leftover = pyl.lxcpath / ".c0.destroying-4242"
+    (leftover / "rootfs" / "etc").mkdir(parents=True)
+    (leftover / "rootfs" / "etc" / "hostname").write_text("c0\n")
+    at_work = pyl.lxcpath / ".c9.destroying-4243"
+    at_work.mkdir()
+    lock_path = Layout(pyl.lxcpath, pyl.rundir).lock_path("c9")
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pyl.ok("destroy", "-n", "c1")
+        assert not leftover.exists() and at_work.exists()
+    finally:
+        os.close(lock)
+    pyl.ok("destroy", "-n", "c2")
+    assert sorted(os.listdir(pyl.lxcpath)) == []
+
+
 def test_destroy_running_needs_force_and_never_follows_symlinks(pyl, tmp_path):
     pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
     outside = tmp_path / "precious"

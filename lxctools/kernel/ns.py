@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from _signal import SIGCHLD  # _signal, not signal: no enum import
 
 from lxctools.kernel._libc import (
     SYS_clone3, SYS_pidfd_open, SYS_pidfd_send_signal, SYS_setns, check, libc, syscall,
@@ -33,7 +34,6 @@ NAMESPACES: dict[str, int] = {
 }
 
 CLONE_INTO_CGROUP = 0x200000000
-SIGCHLD = 17
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4

@@ -32,7 +32,8 @@ def add_config_arguments(parser) -> None:
     parser.add_argument("-f", dest="rcfile_short", metavar="FILE", help="same as --rcfile")
     for kind in SHARED_NAMESPACES:
         parser.add_argument(f"--share-{kind}", metavar="NAME|PID",
-                            help=f"join the {kind} namespace of a running container or process")
+                            help=f"join the {kind} namespace of a running container (NAME, or "
+                                 f"/path/to/container in another lxcpath) or process")
     parser.add_argument("-s", "--define", action="append", default=[], metavar="KEY=VAL",
                         help="override a config key (repeatable)")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lxctools.config import lines as config_lines
-from lxctools.errors import PylError, StartError
+from lxctools.errors import ConfigError, PylError, StartError
 from lxctools.kernel import ns
 from lxctools.log import log
 
@@ -111,7 +111,8 @@ SHAREABLE = ("net", "ipc", "uts")
 
 
 def shared_namespaces(values: Mapping[str, Any], *, lxcpath: str, rundir: str | None) -> dict[str, int]:
-    """lxc.namespace.share.<ns> = PID | container name (same lxcpath) -> {ns: pid to join}."""
+    """lxc.namespace.share.<ns> = PID | container name (same lxcpath) | /path/to/container (its
+    lxcpath and name, as LXC) -> {ns: pid to join}."""
     wanted: dict[str, int] = {}
     for key, raw in values.items():
         if not key.startswith("lxc.namespace.share."):
@@ -124,12 +125,23 @@ def shared_namespaces(values: Mapping[str, Any], *, lxcpath: str, rundir: str | 
         if target.isdigit():
             pid = int(target)
         else:
+            from lxctools.errors import InvalidNameError
             from lxctools.names import validate_name
             from lxctools.paths import Layout
             from lxctools.runstate import read_runstate
             if rundir is None:
                 raise StartError(f"{key}: give a PID (no run dir to look up '{target}')")
-            other = read_runstate(Layout(Path(lxcpath), Path(rundir)), validate_name(os.path.basename(target)))
+            where, name = lxcpath, target
+            if "/" in target:
+                if not os.path.isabs(target):
+                    raise ConfigError(f"{key} = {target}: a container in another lxcpath is named by its "
+                                      "absolute path (/path/to/container)")
+                where, name = os.path.split(os.path.normpath(target))
+            try:
+                validate_name(name)
+            except InvalidNameError as err:
+                raise InvalidNameError(f"{key} = {target}: {err.message}") from None
+            other = read_runstate(Layout(where, rundir), name)
             if other.pid is None:
                 raise StartError(f"{key}: container '{target}' is not running")
             pid = other.pid

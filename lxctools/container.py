@@ -659,6 +659,9 @@ def default_bridge(action: str, rundir: Path, *, config_file: str | None = None,
     from pathlib import Path
     from lxctools.runtime import bridge
     if action == "start":
+        if config_file and not os.path.isfile(config_file):
+            # load_config takes a missing default file for the defaults; a file asked for is not
+            raise NotFoundError(f"settings file '{config_file}' does not exist")
         cfg = bridge.load_config(Path(config_file)) if config_file else bridge.load_config()
         return bridge.start(rundir, cfg)
     if action == "stop":

@@ -6,6 +6,7 @@ so it never touches a real pylbr0. DHCP traffic stays between our namespace and 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -87,3 +88,11 @@ def test_load_config(tmp_path) -> None:
     path.write_text("PYL_ADDR=10.9.9.0/24\n")
     with pytest.raises(ConfigError, match="network or broadcast"):
         bridge.load_config(path)
+
+
+def test_pyl_net_refuses_a_settings_file_that_is_not_there(pyl) -> None:
+    # The default file may be missing (the defaults apply); a file named on the command line
+    # may not: a typo must not bring pylbr0 up with settings nobody asked for.
+    r = pyl("net", "start", "--config", "/nonexistent/pyl-net")
+    assert r.returncode == 66 and "settings file '/nonexistent/pyl-net' does not exist" in r.stderr
+    assert json.loads(pyl("net", "status", "--json").stdout)["running"] is False  # (exit 1: down)

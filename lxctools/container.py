@@ -476,7 +476,7 @@ class Container:
             return None
         from lxctools.runtime import cgroups
         try:
-            return cgroups.stats(cgroups.plan_from_existing(self.name, _cgroup_layout(), pid=rs.pid))
+            return cgroups.stats(self.cgroup_plan(rs))
         except (PylError, OSError):
             return None
 

@@ -9,8 +9,8 @@ Two kinds, as lxc-device:
   interfaces     a host network interface is moved into the container's network namespace with one
                  RTM_NEWLINK (IFLA_NET_NS_PID + IFLA_IFNAME: the new name is given inside only, so
                  it never has to be free on the host); back out from a forked child in the netns.
-                 The netlink part imports pyroute2 lazily; it belongs in lxctools.runtime.net once
-                 that module has move-in/move-out functions.
+                 The netlink part loads pyroute2 lazily, through lxctools.runtime.net; it belongs
+                 there once that module has move-in/move-out functions.
 Errors become lxctools.errors with one-line messages; nothing here prints.
 """
 
@@ -248,6 +248,8 @@ def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
     # the old name collides), so a taken name would leave the interface inside under its host name.
     if inside_name in interfaces_in_netns(pid):
         raise AlreadyExistsError(f"the container already has an interface named {inside_name}")
+    from lxctools.runtime.net import load_pyroute2
+    load_pyroute2()
     from pyroute2 import IPRoute
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=host_name)
@@ -263,6 +265,8 @@ def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
 
 
 def _move_out(inside_name: str, host_name: str, host_ns_fd: int) -> str:
+    from lxctools.runtime.net import load_pyroute2
+    load_pyroute2()
     from pyroute2 import IPRoute
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=inside_name)

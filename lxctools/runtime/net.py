@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import pickle
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -105,16 +106,40 @@ class IfaceInfo:
 
 # ------------------------------------------------------------------------------- error boundary --
 
-def _require_pyroute2() -> None:
+def load_pyroute2() -> None:
+    """Load the part of pyroute2 pyl uses (IPRoute and its exceptions), once per process.
+
+    Not through the package's __init__: that imports every subsystem pyroute2 has (NDB, IPDB,
+    conntrack, ipset, wireguard, nl80211, plan9...), ~40 of the ~140 ms a netlink worker pays
+    before its first request, and a start after the worker left waits for all of it. The package
+    module is made from its spec without running it, so importing a submodule skips __init__;
+    IPRoute and NetlinkError are set on it for ``from pyroute2 import ...``. Should a pyroute2
+    version need its __init__ after all, the whole package is imported the usual way."""
+    if "pyroute2" in sys.modules:
+        return
+    import importlib.util
     try:
-        import pyroute2  # noqa: F401
+        spec = importlib.util.find_spec("pyroute2")
     except ImportError:
+        spec = None
+    if spec is None or spec.submodule_search_locations is None:
         raise PylError("pyroute2 is not installed (container networking needs it)",
-                       hint="pip install pyroute2, or apt-get install python3-pyroute2") from None
+                       hint="pip install pyroute2, or apt-get install python3-pyroute2")
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["pyroute2"] = package
+    try:
+        from pyroute2.iproute.linux import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+    except Exception:  # noqa: BLE001 - anything: this pyroute2 needs its __init__
+        for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
+            del sys.modules[name]
+        import pyroute2  # noqa: F401
+        return
+    package.IPRoute, package.NetlinkError = IPRoute, NetlinkError
 
 
 def _netlink_error_type() -> type[Exception]:
-    _require_pyroute2()
+    load_pyroute2()
     from pyroute2.netlink.exceptions import NetlinkError
     return NetlinkError
 
@@ -133,7 +158,7 @@ def _code(exc: Exception) -> int:
 
 @contextmanager
 def _iproute() -> Iterator[IPRoute]:
-    _require_pyroute2()
+    load_pyroute2()
     from pyroute2 import IPRoute
     # groups=0: we only ask, we never listen for events; ext_ack gives the kernel's reason string.
     ipr = IPRoute(groups=0)
@@ -384,7 +409,7 @@ def return_phys(plans: Sequence[NetPlan], pid: int) -> None:
     host_pid = os.getpid()
 
     def inside() -> list[str]:
-        from pyroute2.netlink.exceptions import NetlinkError
+        NetlinkError = _netlink_error_type()
         problems = []
         with _iproute() as ipr:
             for name, host_name in moves:

@@ -320,7 +320,7 @@ class Container:
             rs = self.runstate()
             if rs.state.is_running:
                 return False, rs.pid
-            with connect(self.layout) as conn:
+            with connect(self.layout, for_start=True) as conn:
                 reply = conn.request(self._start_message(rcfile, overrides, command))
             for warning in reply.get("warnings") or []:
                 from lxctools.log import warn_user
@@ -348,7 +348,7 @@ class Container:
             rs = self.runstate()
             if rs.state.is_running:
                 raise WrongStateError(f"cannot execute: container is {rs.state}")
-            conn = connect(self.layout)
+            conn = connect(self.layout, for_start=True)
             from lxctools.monitor.client import caller_stdio
             conn.send(self._start_message(rcfile, overrides, command, app_container=True), fds=caller_stdio())
             check(conn.receive())

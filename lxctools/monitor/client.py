@@ -77,8 +77,10 @@ def try_connect(layout: Layout) -> Connection | None:
     return Connection(sock)
 
 
-def connect(layout: Layout, *, start: bool = True) -> Connection:
-    """Connect to the lxcpath's supervisor, starting one if none runs (and start is True)."""
+def connect(layout: Layout, *, start: bool = True, for_start: bool = False) -> Connection:
+    """Connect to the lxcpath's supervisor, starting one if none runs (and start is True).
+    for_start: we are about to start a container; a supervisor spawned for it forks its netlink
+    worker at once, so pyroute2's import overlaps the supervisor's own start-up."""
     conn = try_connect(layout)
     if conn is not None or not start:
         if conn is None:
@@ -87,7 +89,7 @@ def connect(layout: Layout, *, start: bool = True) -> Connection:
     # Spawn again if nobody answers: the supervisor that a new one deferred to may have been
     # on its way out (its linger time over) and gone since.
     for _attempt in range(3):
-        _spawn(layout)
+        _spawn(layout, warm_net=for_start)
         for _ in range(100):
             conn = try_connect(layout)
             if conn is not None:
@@ -96,8 +98,12 @@ def connect(layout: Layout, *, start: bool = True) -> Connection:
     raise StartError("the supervisor did not come up (see monitor.log under the run dir)")
 
 
-def _spawn(layout: Layout) -> None:
-    import subprocess
+def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
+    """Run a supervisor for the lxcpath and wait until it listens (or deferred to another).
+    Forked and exec'd here, not through subprocess (whose import, ~8 ms with re, enum, selectors
+    and threading, a first start would pay): its own session, cwd /, stdin and stdout /dev/null,
+    stderr to monitor.log, and no fd of ours but the ready pipe (inherited ones from our caller,
+    a cron job's for example, must not live on in a long-running daemon)."""
     os.makedirs(layout.run_path(), mode=0o700, exist_ok=True)
     read_fd, write_fd = os.pipe()
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -105,20 +111,41 @@ def _spawn(layout: Layout) -> None:
     env["PYTHONPATH"] = package_root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for var in ("_ARGCOMPLETE", "COMP_LINE", "COMP_POINT"):
         env.pop(var, None)
+    argv = [sys.executable, "-m", "lxctools.monitor.daemon", layout.lxcpath_str, layout.rundir_str, str(write_fd)]
+    if warm_net:
+        argv.append("warm-net")
     log_fd = os.open(layout.run_path("monitor.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
-        subprocess.Popen(
-            [sys.executable, "-m", "lxctools.monitor.daemon", layout.lxcpath_str, layout.rundir_str,
-             str(write_fd)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd, pass_fds=[write_fd],
-            start_new_session=True, cwd="/", env=env)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, until exec
+            try:
+                os.setsid()
+                os.chdir("/")
+                os.dup2(devnull, 0)
+                os.dup2(devnull, 1)
+                os.dup2(log_fd, 2)
+                os.closerange(3, write_fd)
+                os.closerange(write_fd + 1, 1 << 20)
+                os.set_inheritable(write_fd, True)
+                os.execve(sys.executable, argv, env)
+            finally:
+                os._exit(127)
     finally:
         os.close(write_fd)
         os.close(log_fd)
+        os.close(devnull)
     # Wait for "ok" (or EOF if it died); its own lock decides who serves when two spawn at once.
     with os.fdopen(read_fd, "rb") as ready:
-        if not ready.readline().startswith(b"ok"):
-            raise StartError("the supervisor failed to start (see monitor.log under the run dir)")
+        answer = ready.readline()
+    # Reap it if it is already gone (an exec failure, or it deferred to another supervisor);
+    # otherwise it runs on, and becomes init's (or a subreaper's) child when we exit.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    if not answer.startswith(b"ok"):
+        raise StartError("the supervisor failed to start (see monitor.log under the run dir)")
 
 
 def request(layout: Layout, message: dict[str, Any], *, start: bool = True) -> dict[str, Any]:

@@ -414,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     lxcpath, rundir = Path(argv[0]), Path(argv[1])
     ready_fd = int(argv[2]) if len(argv) > 2 else -1
+    warm_net = "warm-net" in argv[3:]   # spawned by a start: it will want the netlink worker
     layout = Layout(lxcpath=lxcpath, rundir=rundir)
     linger = float(os.environ.get("PYL_MONITOR_LINGER", "30"))
     layout.path_rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -431,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     if ready_fd >= 0:
         os.write(ready_fd, b"ok\n")
         os.close(ready_fd)
+    if warm_net:
+        # pyroute2's import (~60 ms) now overlaps the client's request, the config and the
+        # plans instead of following them; unused, the worker leaves after its idle time.
+        from lxctools.runtime.networker import WORKER
+        WORKER.warm_up()
     sup.serve()
     return 0
 

@@ -124,8 +124,8 @@ def _serve(sock) -> None:
         _send(sock, reply)
 
 
-def _worker_main(sock, keep: set[int]) -> None:
-    """In the forked child. Never returns."""
+def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
+    """In the forked child. Never returns. preload: load pyroute2 before the first request."""
     try:
         import signal
         signal.set_wakeup_fd(-1)
@@ -135,6 +135,12 @@ def _worker_main(sock, keep: set[int]) -> None:
         ns.set_pdeathsig(signal.SIGKILL)
         from lxctools.runtime.procsetup import close_other_fds
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
+        if preload:
+            from lxctools.runtime import net
+            try:
+                net.load_pyroute2()
+            except PylError:
+                pass  # not installed: the first request says so, to whoever asked
         _serve(sock)
     finally:
         os._exit(0)
@@ -258,7 +264,14 @@ class NetWorker:
         finally:
             os.close(pidfd)
 
-    def _spawn(self) -> None:
+    def warm_up(self) -> None:
+        """Fork the worker now, loading pyroute2 before anyone asks: a supervisor spawned for a
+        start calls this, so the import overlaps its own start-up. A request sent meanwhile is
+        read once the import is done."""
+        if self.sock is None:
+            self._spawn(preload=True)
+
+    def _spawn(self, preload: bool = False) -> None:
         import socket
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         for s in (ours, theirs):
@@ -266,7 +279,7 @@ class NetWorker:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the worker
             ours.close()
-            _worker_main(theirs, {0, 1, 2, theirs.fileno()})
+            _worker_main(theirs, {0, 1, 2, theirs.fileno()}, preload)
         theirs.close()
         self.pid, self.sock = pid, ours
         self.pidfd = os.pidfd_open(pid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -448,6 +449,31 @@ def test_closed_stdio_like_cron(pyl):
     argv = pyl.argv("attach", "-n", "c1", "--", "true")
     r = subprocess.run(["sh", "-c", '"$@" <&- >&- 2>&-', "sh", *argv], env=pyl.env, timeout=60)
     assert r.returncode == 0
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
+def _supervisors(pyl) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_the_supervisor_keeps_no_fd_of_the_command_that_spawned_it(pyl):
+    """A cron job's pipe, or any fd the caller left open, reaches EOF once pyl-start exits:
+    the supervisor that start spawned lives on and must not hold it."""
+    make(pyl)
+    assert _supervisors(pyl) == []
+    read_end, write_end = os.pipe()
+    try:
+        proc = pyl.popen("start", "-n", "c1", pass_fds=(write_end,), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.close(write_end)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert _supervisors(pyl)  # spawned by this start, still there (with its netlink worker)
+        ready, _, _ = select.select([read_end], [], [], 10)
+        assert ready and os.read(read_end, 1) == b""  # EOF: nobody else holds the write end
+    finally:
+        os.close(read_end)
     pyl.ok("stop", "-n", "c1", "-k")
 
 

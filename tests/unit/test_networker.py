@@ -29,6 +29,11 @@ def _die():
     os._exit(3)
 
 
+def _pyroute2_loaded():
+    import sys
+    return "pyroute2.iproute.linux" in sys.modules
+
+
 def _hand_over_then(outcome):
     """A PHASED stand-in: hands over an fd of a file it wrote, waits for the ack, then OUTCOME."""
     def op(sock, text):
@@ -59,6 +64,7 @@ def worker(monkeypatch):
     monkeypatch.setitem(networker.OPERATIONS, "kernel", _fail_kernel)
     monkeypatch.setitem(networker.OPERATIONS, "other", _fail_other)
     monkeypatch.setitem(networker.OPERATIONS, "die", _die)
+    monkeypatch.setitem(networker.OPERATIONS, "loaded", _pyroute2_loaded)
     w = networker.NetWorker(linger=60)
     yield w
     w.stop()
@@ -169,3 +175,17 @@ def _links_and_lo_flags():
     finally:
         s.close()
     return socket.if_nameindex(), struct.unpack("16sH", answer[:18])[1]
+
+
+def test_warm_up_loads_pyroute2_before_the_first_request(worker, monkeypatch):
+    pytest.importorskip("pyroute2")
+    import sys
+    for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
+        monkeypatch.delitem(sys.modules, name)  # the worker is a fork: it must load its own
+    assert worker.call("loaded") is False  # a worker forked on demand loads it for its first netlink op
+    worker.stop()
+    worker.warm_up()
+    pid = worker.pid
+    worker.warm_up()  # already there: not a second one
+    assert worker.pid == pid
+    assert worker.call("loaded") is True and worker.call("echo")["pid"] == pid

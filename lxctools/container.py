@@ -351,7 +351,9 @@ class Container:
             conn = connect(self.layout, for_start=True)
             from lxctools.monitor.client import caller_stdio
             conn.send(self._start_message(rcfile, overrides, command, app_container=True), fds=caller_stdio())
-            check(conn.receive())
+            for warning in check(conn.receive()).get("warnings") or []:
+                from lxctools.log import warn_user
+                warn_user(f"pyl-execute: {self.name}", warning)
         # The container runs on its own now; the lock is for the start only.
         forwarded = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
                      _signal.SIGUSR1, _signal.SIGUSR2)

@@ -49,6 +49,9 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
 def close_other_fds(keep: set[int]) -> None:
     """Close every fd above stdio that is not in keep: nothing of the supervisor's (its socket,
     other containers' pty masters) may reach a container."""
+    from lxctools.log import log
+    if log.fd is not None and log.fd not in keep:
+        log.fd = None  # its number is about to be free: a later log line must not land in whatever reuses it
     for entry in os.listdir("/proc/self/fd"):
         fd = int(entry)
         if fd > 2 and fd not in keep:

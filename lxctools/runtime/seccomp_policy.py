@@ -16,7 +16,6 @@ Deliberate differences from LXC 5, each stricter or clearer, none changing a val
 from __future__ import annotations
 
 import enum
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -25,8 +24,7 @@ from typing import Callable
 
 from lxctools.errors import ConfigError, KernelError, StartError
 from lxctools.kernel import seccomp as k
-
-log = logging.getLogger(__name__)
+from lxctools.log import log
 
 MNT_FORCE = 1
 EACCES = 13
@@ -388,20 +386,20 @@ def _new_context(default: int, arch: str, native: str) -> int:
 def _add_rule(ctx: int, arch: str, native: str, rule: SeccompRule, default: int, where: str) -> None:
     action = _action_value(rule.action)
     if action == default:
-        log.debug("%s: %s has the default action, nothing to add", where, rule.syscall)
+        log.debug("seccomp", f"{where}: {rule.syscall} has the default action, nothing to add")
         return
     if isinstance(rule.syscall, int):
         number = rule.syscall
     else:
         number = k.seccomp_syscall_resolve_name(rule.syscall)
         if number == k.NR_SCMP_ERROR:
-            log.debug("%s: syscall %s is unknown on this host, skipped", where, rule.syscall)
+            log.debug("seccomp", f"{where}: syscall {rule.syscall} is unknown on this host, skipped")
             return
         if arch == native and number < 0:
-            log.debug("%s: %s is a pseudo syscall on %s, skipped", where, rule.syscall, arch)
+            log.debug("seccomp", f"{where}: {rule.syscall} is a pseudo syscall on {arch}, skipped")
             return
         if arch != native and k.seccomp_syscall_resolve_name_arch(k.SCMP_ARCHES[arch], rule.syscall) < 0:
-            log.debug("%s: %s does not exist on %s, skipped", where, rule.syscall, arch)
+            log.debug("seccomp", f"{where}: {rule.syscall} does not exist on {arch}, skipped")
             return
     try:
         k.seccomp_rule_add_array(ctx, action, number, _arg_cmps(rule.args))
@@ -430,7 +428,7 @@ def compile_filter(plan: SeccompPlan) -> int:
             elif rule.arch in contexts:
                 targets = (rule.arch,)
             else:
-                log.debug("%s: [%s] rules do not apply on %s", where, rule.arch, native)
+                log.debug("seccomp", f"{where}: [{rule.arch}] rules do not apply on {native}")
                 continue
             for arch in targets:
                 _add_rule(contexts[arch], arch, native, rule, default, where)
@@ -471,6 +469,10 @@ def export_pfc(plan: SeccompPlan) -> str:
         k.seccomp_release(ctx)
 
 
+def has_notify_rules(plan: SeccompPlan) -> bool:
+    return any(rule.action.kind is ActionKind.NOTIFY for rule in plan.rules)
+
+
 def apply_seccomp(plan: SeccompPlan) -> None:
     """Compile PLAN and load it on the calling process (needs CAP_SYS_ADMIN or no_new_privs).
 
@@ -483,8 +485,7 @@ def apply_seccomp(plan: SeccompPlan) -> None:
             k.seccomp_load(ctx)
         except KernelError as exc:
             raise StartError(f"seccomp: cannot load {plan.source}: {exc}", hint=exc.hint) from exc
-        if any(rule.action.kind is ActionKind.NOTIFY for rule in plan.rules):
-            log.warning("%s: notify rules have no proxy in pyl; those syscalls fail with ENOSYS", plan.source)
+        if has_notify_rules(plan):  # the user was warned at start (SecurityPlan.warnings)
             try:
                 os.close(k.seccomp_notify_fd(ctx))
             except (KernelError, OSError):

@@ -13,16 +13,15 @@ pyl is secure by default where LXC leaves it to the distro config:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxctools.errors import ConfigError, KernelError, PylError, StartError, UsageError
 from lxctools.kernel import caps
-from lxctools.runtime.seccomp_policy import DEFAULT_SOURCE, SeccompPlan, apply_seccomp, default_plan, load_policy
-
-log = logging.getLogger(__name__)
+from lxctools.log import log
+from lxctools.runtime.seccomp_policy import (DEFAULT_SOURCE, SeccompPlan, apply_seccomp, default_plan, has_notify_rules,
+                                             load_policy)
 
 # Dropped when a config says neither lxc.cap.drop nor lxc.cap.keep. A root container's caps are
 # host caps (same user namespace), so drop those whose effect is not namespaced at all.
@@ -60,6 +59,7 @@ class SecurityPlan:
     seccomp: SeccompPlan | None
     seccomp_profile: str | None         # file the filter came from, DEFAULT_SOURCE, or None
     seccomp_allow_nesting: bool = False
+    warnings: tuple[str, ...] = ()      # for the user of pyl-start (the start's reply carries them)
 
     def kept_caps(self, last_cap: int) -> frozenset[int]:
         """Capabilities the container keeps on a kernel whose last capability is LAST_CAP.
@@ -144,9 +144,10 @@ def plan_security(values: Mapping[str, str | list[str]]) -> SecurityPlan:
         seccomp, profile = None, None
     else:
         seccomp = load_policy(profile)
-    for key in ("lxc.seccomp.notify.proxy", "lxc.seccomp.notify.cookie"):
-        if _single(values, key):
-            log.warning("%s is not supported by pyl; notify rules fail with ENOSYS", key)
+    warnings = [f"{key} is not supported by pyl; seccomp notify rules fail with ENOSYS"
+                for key in ("lxc.seccomp.notify.proxy", "lxc.seccomp.notify.cookie") if _single(values, key)]
+    if seccomp is not None and has_notify_rules(seccomp):
+        warnings.append(f"{profile}: notify rules have no proxy in pyl; those syscalls fail with ENOSYS")
 
     return SecurityPlan(
         cap_keep=cap_keep,
@@ -155,6 +156,7 @@ def plan_security(values: Mapping[str, str | list[str]]) -> SecurityPlan:
         seccomp=seccomp,
         seccomp_profile=profile,
         seccomp_allow_nesting=_flag(values, "lxc.seccomp.allow_nesting"),
+        warnings=tuple(warnings),
     )
 
 
@@ -204,7 +206,7 @@ def _confine(kept: frozenset[int] | None, plan: SecurityPlan, last_cap: int, pro
     #    filter, so a custom allow-list must allow capset (DEFAULT_POLICY does).
     load_filter = plan.seccomp is not None and (plan.seccomp_allow_nesting or not seccomp_active(proc_root))
     if plan.seccomp is not None and not load_filter:
-        log.info("already under seccomp and lxc.seccomp.allow_nesting = 0: not loading %s", plan.seccomp_profile)
+        log.info("seccomp", f"already under seccomp and lxc.seccomp.allow_nesting = 0: not loading {plan.seccomp_profile}")
     admin_for_load = load_filter and not plan.no_new_privs and kept is not None and caps.CAP_SYS_ADMIN not in kept
     try:
         if kept is not None:

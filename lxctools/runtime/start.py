@@ -299,7 +299,8 @@ def start_container(req: StartRequest) -> Started:
             raise StartError(f"init '{argv[0]}' exited at once")
         return Started(pid=pid, starttime=starttime, cgroup_plan=cg_plan, net_plans=net_plans,
                        net_state=net_state, console_master=console_master,
-                       tty_masters=[m for m, _ in tty_pairs], warnings=start_warnings(values, flags))
+                       tty_masters=[m for m, _ in tty_pairs],
+                       warnings=start_warnings(values, flags) + list(sec_plan.warnings))
     except BaseException as err:
         if pid is not None:
             _kill_and_reap(pid)

@@ -484,6 +484,15 @@ def test_host_network_warns(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def test_what_pyl_cannot_do_is_said_at_start_and_execute(pyl):
+    make(pyl)
+    r = pyl.ok("start", "-n", "c1", "-s", "lxc.seccomp.notify.proxy=unix:/run/proxy")
+    assert "pyl-start: c1: warning: lxc.seccomp.notify.proxy is not supported by pyl" in r.stderr
+    pyl.ok("stop", "-n", "c1", "-k")
+    r = pyl("execute", "-n", "c1", "-s", "lxc.net=", "-s", "lxc.net.0.type=none", "--", "true")
+    assert r.returncode == 0 and "not isolated" in r.stderr
+
+
 def test_attach_elevated_keeps_capabilities(pyl):
     make(pyl)
     pyl.ok("start", "-n", "c1")

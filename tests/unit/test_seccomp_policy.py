@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -322,12 +322,18 @@ def test_foreign_arch_sections_are_ignored_here() -> None:
 
 
 @needs_libseccomp
-def test_unknown_syscalls_are_skipped_with_a_debug_log(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="lxctools.runtime.seccomp_policy"):
+def test_unknown_syscalls_are_skipped_with_a_debug_log(tmp_path, monkeypatch) -> None:
+    from lxctools.log import LEVELS, log
+    logfile = tmp_path / "log"
+    monkeypatch.setattr(log, "fd", os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC))
+    monkeypatch.setattr(log, "level", LEVELS["DEBUG"])
+    try:
         pfc = export_pfc(parse_policy(v2("no_such_syscall_xyz errno 1", "getpid errno 1"), "p"))
+    finally:
+        os.close(log.fd)
     assert '"getpid"' in pfc
-    assert any("no_such_syscall_xyz" in record.getMessage() and "p:3" in record.getMessage()
-               for record in caplog.records)
+    lines = logfile.read_text().splitlines()
+    assert any("DEBUG" in line and "seccomp - p:3: syscall no_such_syscall_xyz is unknown" in line for line in lines)
 
 
 @needs_libseccomp

@@ -135,6 +135,19 @@ def test_seccomp_profile_file(tmp_path: Path) -> None:
     assert plan.seccomp is not None and plan.seccomp.rules[0].action == errno_action(1)
 
 
+def test_what_pyl_cannot_do_is_a_warning_for_the_user(tmp_path: Path) -> None:
+    # They reach pyl-start's (and pyl-execute's) stderr through the start's reply; they used
+    # to go to stdlib logging, which in the supervisor meant monitor.log or nowhere.
+    assert plan_security({}).warnings == ()
+    proxy = plan_security({"lxc.seccomp.notify.proxy": "unix:/run/proxy"})
+    assert proxy.warnings == ("lxc.seccomp.notify.proxy is not supported by pyl; "
+                              "seccomp notify rules fail with ENOSYS",)
+    path = tmp_path / "notify.seccomp"
+    path.write_text("2\ndenylist\nmknod notify\n")
+    notify = plan_security({"lxc.seccomp.profile": str(path)})
+    assert notify.warnings == (f"{path}: notify rules have no proxy in pyl; those syscalls fail with ENOSYS",)
+
+
 def test_seccomp_profile_errors_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missing.seccomp"):
         plan_security({"lxc.seccomp.profile": str(tmp_path / "missing.seccomp")})

@@ -168,6 +168,18 @@ def _iproute() -> Iterator[IPRoute]:
         ipr.close()
 
 
+def _get_link(ipr: IPRoute, name: str) -> Any:
+    """The link named NAME (one RTM_GETLINK: index, MTU and kind at once), or None."""
+    NetlinkError = _netlink_error_type()
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as exc:
+        if _code(exc) == errno.ENODEV:
+            return None
+        raise
+    return found[0] if found else None
+
+
 def _lookup(ipr: IPRoute, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
@@ -223,15 +235,15 @@ def _setup_error(plan: NetPlan, exc: Exception) -> PylError:
 def _bridge_info(ipr: IPRoute, plan: NetPlan, net_rundir: Path | None) -> tuple[int, int, IPv4Interface | None]:
     """Index, MTU and primary IPv4 address of the plan's bridge (starting pyl's default bridge if needed)."""
     assert plan.link is not None
-    idx = _lookup(ipr, plan.link)
-    if idx is None and plan.link_is_default_bridge:
+    link = _get_link(ipr, plan.link)
+    if link is None and plan.link_is_default_bridge:
         from lxctools.runtime import bridge
         bridge.ensure_default_bridge(net_rundir)
-        idx = _lookup(ipr, plan.link)
-    if idx is None:
+        link = _get_link(ipr, plan.link)
+    if link is None:
         raise ConfigError(f"{plan.key('link')}: bridge {plan.link!r} does not exist",
                           hint=f"create it, or use pyl's default bridge with pyl-net start")
-    link = ipr.get_links(idx)[0]
+    idx = link["index"]
     kind = _kind(link)
     if kind != "bridge":
         raise ConfigError(f"{plan.key('link')}: {plan.link!r} is not a bridge (it is {kind or 'a plain device'})")

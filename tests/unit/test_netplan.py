@@ -7,6 +7,8 @@ import sys
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lxctools.errors import ConfigError
 from lxctools.runtime import ipam
@@ -202,3 +204,10 @@ def test_bridge_and_ipam_do_not_import_pyroute2_at_all() -> None:
         mods = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         mods += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
         assert not [m for m in mods if m.startswith("pyroute2")], name
+
+
+@given(st.integers(min_value=0, max_value=40))
+def test_random_suffixes_are_lowercase_alphanumerics_of_the_length_asked(n: int) -> None:
+    from lxctools.runtime.netplan import _random_suffix
+    suffix = _random_suffix(n)
+    assert len(suffix) == n and all(c in "abcdefghijklmnopqrstuvwxyz0123456789" for c in suffix)

@@ -136,7 +136,23 @@ def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
     return argv, None
 
 
+def fill_closed_stdio() -> None:
+    """Open /dev/null on fd 0, 1 or 2 if the caller closed it (cron's `<&-`, `>&-`): otherwise
+    the next file we open takes that number, a lock file as "stdout", or the pipe a supervisor
+    reports on as "stderr" (where the child's dup2 of its log over fd 2 would close it). The
+    std streams Python made at start-up stay None for a closed fd: output to it is still dropped."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+
+
 def run_tool(tool: str, argv: list[str] | None = None) -> int:
+    fill_closed_stdio()
     prog = f"pyl-{tool}"
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv

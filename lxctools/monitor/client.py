@@ -106,6 +106,7 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
     a cron job's for example, must not live on in a long-running daemon)."""
     os.makedirs(layout.run_path(), mode=0o700, exist_ok=True)
     read_fd, write_fd = os.pipe()
+    write_fd = _above_stdio(write_fd)
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -114,8 +115,9 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
     argv = [sys.executable, "-m", "lxctools.monitor.daemon", layout.lxcpath_str, layout.rundir_str, str(write_fd)]
     if warm_net:
         argv.append("warm-net")
-    log_fd = os.open(layout.run_path("monitor.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    log_fd = _above_stdio(os.open(layout.run_path("monitor.log"),
+                                  os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    devnull = _above_stdio(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child, until exec
@@ -146,6 +148,17 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
         pass
     if not answer.startswith(b"ok"):
         raise StartError("the supervisor failed to start (see monitor.log under the run dir)")
+
+
+def _above_stdio(fd: int) -> int:
+    """FD moved to a number above 2 (close-on-exec), so that the child's dup2 onto 0, 1 and 2
+    cannot overwrite it: a caller that closed its stdio hands its numbers to our next opens."""
+    if fd > 2:
+        return fd
+    import fcntl
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
 
 
 def request(layout: Layout, message: dict[str, Any], *, start: bool = True) -> dict[str, Any]:

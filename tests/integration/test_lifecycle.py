@@ -452,6 +452,20 @@ def test_closed_stdio_like_cron(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def test_a_first_start_with_every_std_fd_closed(pyl):
+    # No supervisor yet: pyl-start spawns one. With 0, 1 and 2 closed its files took those
+    # numbers, and the child's dup2 of the log over fd 2 closed the pipe the supervisor
+    # reports on: "failed to start", exit 1.
+    make(pyl)
+    assert _supervisors(pyl) == []
+    argv = pyl.argv("start", "-n", "c1")
+    r = subprocess.run(["sh", "-c", '"$@" <&- >&- 2>&-; echo "status $?"', "sh", *argv], env=pyl.env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout == "status 0\n", r.stderr
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "RUNNING\n"
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def _supervisors(pyl) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]

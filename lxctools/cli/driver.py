@@ -181,8 +181,11 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
         return _run(tool, module, args, name)
     except PylError as err:
         if not ("-q" in argv or "--quiet" in argv):
+            message = err.message
+            if name and message.startswith(f"{name}: "):
+                message = message[len(name) + 2:]  # named by the library too: not "a: a: cannot..."
             who = f"{prog}: {name}: " if name else f"{prog}: "
-            sys.stderr.write(f"{who}{err.message}\n")
+            sys.stderr.write(f"{who}{message}\n")
             if err.hint:
                 sys.stderr.write(f"{prog}: hint: {err.hint}\n")
         return int(err.exit_code)

@@ -145,6 +145,27 @@ def test_a_destroy_killed_halfway_is_finished_by_the_next_one(pyl):
     assert sorted(os.listdir(pyl.lxcpath)) == []
 
 
+def test_a_busy_container_is_one_clear_refusal(pyl):
+    """Another pyl command holds the container's lock (a racing cron job): exit 75, one line
+    naming the container once."""
+    import fcntl
+
+    from lxctools.paths import Layout
+    pyl.ok("create", "-n", "c1", "-t", "none", "-f", NO_NET)
+    lock_path = Layout(pyl.lxcpath, pyl.rundir).lock_path("c1")
+    lock = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for tool, operation in (("destroy", "destroy"), ("start", "start")):
+            r = pyl(tool, "-n", "c1")
+            assert r.returncode == 75, r.stderr
+            assert r.stderr.splitlines()[0] == (f"pyl-{tool}: c1: cannot {operation}: another pyl command "
+                                                "is working on this container")
+    finally:
+        os.close(lock)
+    pyl.ok("destroy", "-n", "c1")
+
+
 def test_destroy_running_needs_force_and_never_follows_symlinks(pyl, tmp_path):
     pyl.ok("create", "-n", "c1", "-t", "busybox", "-f", NO_NET)
     outside = tmp_path / "precious"

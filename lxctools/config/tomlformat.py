@@ -310,9 +310,14 @@ def _split_comment(line: str) -> tuple[str, str | None]:
 def _bracket_balance(text: str) -> int:
     """Open minus closed square brackets outside strings and comments (array nesting)."""
     balance, quote = 0, ""
+    escaped = False
     for c in text:
         if quote:
-            if c == quote:
+            if escaped:
+                escaped = False
+            elif c == "\\" and quote == '"':
+                escaped = True  # "\"" is one quote character, not the string's end
+            elif c == quote:
                 quote = ""
         elif c in "\"'":
             quote = c

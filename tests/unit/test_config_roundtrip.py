@@ -293,6 +293,18 @@ def test_toml_edits_by_text_match_tomlkit(doc: tuple[str, list[tuple[str, str]]]
     tomlkit.parse(fast.to_text())  # a later edit may need tomlkit: it must read what we wrote
 
 
+def test_an_escaped_quote_does_not_hide_the_lines_after_it() -> None:
+    # Found by hypothesis: the line scan took the \" in ["\""] for the string's end, saw an
+    # array still open, and swallowed the following lines into its value: the comment walk of
+    # a conversion lost "# a comment" (and a later key made it fall back to tomlkit).
+    from lxctools.config.tomlformat import TomlDocument
+    text = '[lxc.uts]\nname = "c1"\n\n[lxc.hook]\npre-start = ["\\""]\n\n# a comment\n'
+    by_text = TomlDocument(text, "t")._comments_and_entries_by_text()
+    assert by_text is not None
+    assert [(c, (e.key, e.value) if e else None) for c, e in by_text] == [
+        (None, ("lxc.uts.name", "c1")), (None, ("lxc.hook.pre-start", '"')), ("# a comment", None)]
+
+
 def test_text_edits_keep_sibling_tables_together_for_tomlkit() -> None:
     # Found by hypothesis: [lxc.net.0], [lxc.uts], [lxc.net.1] is valid TOML that tomlkit
     # refuses ("net" defined twice), so a later tomlkit edit failed.

@@ -471,14 +471,15 @@ class Container:
         if not devices.permitted_by_config((rs.record or {}).get("values") or {}, node):
             devices.deny_in_cgroup(plan, node)
 
-    def stats(self, rs: RunState | None = None):
-        """cgroup statistics of a running container (None when stopped or unreadable)."""
+    def stats(self, rs: RunState | None = None, plan=None):
+        """cgroup statistics of a running container (None when stopped or unreadable).
+        plan: its cgroup_plan, when the caller has it already (pyl-top reads block I/O too)."""
         rs = rs or self.runstate()
         if not rs.state.is_running:
             return None
         from lxctools.runtime import cgroups
         try:
-            return cgroups.stats(self.cgroup_plan(rs))
+            return cgroups.stats(plan if plan is not None else self.cgroup_plan(rs))
         except (PylError, OSError):
             return None
 

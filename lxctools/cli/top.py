@@ -38,14 +38,19 @@ def sample(ctx, previous: dict) -> list:
     import time
     from lxctools import inspection
     from lxctools.cli.ps import running_containers
+    from lxctools.errors import PylError
     rows = []
     for name, rs in running_containers(ctx):
         container = ctx.container(name)
-        stats = container.stats(rs)
+        try:
+            plan = container.cgroup_plan(rs)  # once per refresh: statistics and block I/O
+        except (PylError, OSError):
+            continue  # stopped since it was listed
+        stats = container.stats(rs, plan)
         if stats is None:
             continue
         now = int(time.time() * 1000)
-        rows.append(inspection.stats_row(name, stats, time_ms=now, iops=inspection.blkio_iops(container.cgroup_plan(rs)),
+        rows.append(inspection.stats_row(name, stats, time_ms=now, iops=inspection.blkio_iops(plan),
                                          previous=previous.get(name)))
     return rows
 

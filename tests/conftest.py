@@ -49,6 +49,14 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, where every requirement is present: {reason}"
 
 
+@pytest.fixture(autouse=True)
+def _own_rundir(tmp_path_factory, monkeypatch):
+    """Library code called in the test process (ipam's host-wide table, the bridge's state) finds
+    pyl's run dir through PYL_RUNDIR: a throwaway one, never the host's /run/pyl."""
+    if not os.environ.get("PYL_RUNDIR"):
+        monkeypatch.setenv("PYL_RUNDIR", str(tmp_path_factory.mktemp("rundir")))
+
+
 @dataclass
 class Result:
     returncode: int

@@ -5,6 +5,11 @@ name to one address; releasing marks it inactive instead of forgetting it, so a 
 the same address back on restart unless someone else took it meanwhile. The upper half of the
 bridge's host range is pyl's static pool; the lower half belongs to dnsmasq's DHCP range
 (``dhcp_range``), so a static auto address never collides with a DHCP lease.
+
+A bridge is shared by every lxcpath of the host, so the addresses in use are also kept host-wide:
+``RUNDIR/net/ipam/<subnet>.json`` (address -> [lxcpath, name], the active leases only, gone with
+a reboot as the containers are). An address another lxcpath's running container holds is never
+handed out. Lock order, everywhere: the host table, then an lxcpath's lease file.
 """
 
 from __future__ import annotations
@@ -50,6 +55,18 @@ def lease_path(lxcpath: Path, cidr: IPv4Interface) -> Path:
     return Path(lxcpath) / LEASE_DIR / f"{net.network_address}_{net.prefixlen}.json"
 
 
+def host_table_path(cidr: IPv4Interface) -> Path:
+    """The host-wide table of addresses in use on CIDR's subnet, beside the bridges' own state
+    (pyl-net's run dir: PYL_RUNDIR, or /run/pyl for root, + net)."""
+    from lxctools.paths import default_rundir
+    net = cidr.network
+    return Path(default_rundir()) / "net" / "ipam" / f"{net.network_address}_{net.prefixlen}.json"
+
+
+def _owner(lxcpath: Path, container_name: str) -> list[str]:
+    return [os.path.abspath(str(lxcpath)), container_name]
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[dict[str, dict[str, object]]]:
     """Hold the lease file's flock, hand out its contents, write them back atomically."""
@@ -82,10 +99,12 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
     cidr = IPv4Interface(bridge_cidr)
     first, last = (int(a) for a in pool_range(cidr))
     size = last - first + 1
-    with _locked(lease_path(lxcpath, cidr)) as leases:
+    me = _owner(lxcpath, container_name)
+    with _locked(host_table_path(cidr)) as in_use, _locked(lease_path(lxcpath, cidr)) as leases:
         active = {v["address"] for k, v in leases.items() if v.get("active") and k != container_name}
+        elsewhere = {address for address, owner in in_use.items() if owner != me}
         known = {v["address"] for v in leases.values()}
-        blocked = active | {str(cidr.ip)}
+        blocked = active | elsewhere | {str(cidr.ip)}
         mine = leases.get(container_name, {}).get("address")
         choice: str | None = mine if mine and mine not in blocked and _in_pool(mine, first, last) else None
         if choice is None:
@@ -101,16 +120,28 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
         for name in [k for k, v in leases.items() if v["address"] == choice and k != container_name]:
             del leases[name]
         leases[container_name] = {"address": choice, "active": True}
+        _drop_owner(in_use, me)
+        in_use[choice] = me
     return IPv4Interface(f"{choice}/{cidr.network.prefixlen}")
+
+
+def _drop_owner(in_use: dict, owner: list[str]) -> None:
+    for address in [a for a, o in in_use.items() if o == owner]:
+        del in_use[address]
 
 
 def release(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str, *, forget: bool = False) -> None:
     """Mark the lease inactive (kept as a preference for the next start); ``forget`` drops it (destroy)."""
     cidr = IPv4Interface(bridge_cidr)
-    path = lease_path(lxcpath, cidr)
-    if not path.exists():
+    path, table = lease_path(lxcpath, cidr), host_table_path(cidr)
+    if not path.exists() and not table.exists():
         return
-    with _locked(path) as leases:
+    with contextlib.ExitStack() as stack:
+        if table.exists():
+            _drop_owner(stack.enter_context(_locked(table)), _owner(lxcpath, container_name))
+        if not path.exists():
+            return
+        leases = stack.enter_context(_locked(path))
         if container_name in leases:
             if forget:
                 del leases[container_name]

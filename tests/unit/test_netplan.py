@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
@@ -186,6 +187,22 @@ def test_ipam_exhaustion(tmp_path) -> None:
     assert len(got) == 3
     with pytest.raises(PylError, match="no free address"):
         ipam.allocate(tmp_path, "10.9.0.1/29", "late")
+
+
+def test_ipam_two_lxcpaths_on_one_bridge_never_share_an_address(tmp_path) -> None:
+    # The bridge is the host's: a running container of another lxcpath holds its address there.
+    from lxctools.errors import PylError
+    one, two = tmp_path / "one", tmp_path / "two"
+    got = [ipam.allocate(one if i % 2 else two, "10.9.0.1/28", f"c{i}") for i in range(7)]  # pool .8-.14
+    assert len(set(got)) == 7
+    with pytest.raises(PylError, match="no free address"):
+        ipam.allocate(one, "10.9.0.1/28", "late")
+    ipam.release(two, "10.9.0.1/28", "c0")  # stopped: its address is free for the other lxcpath
+    assert ipam.allocate(one, "10.9.0.1/28", "late") == got[0]
+    ipam.release(one, "10.9.0.1/28", "late")
+    assert ipam.allocate(two, "10.9.0.1/28", "c0") == got[0]  # and back to its owner on restart
+    table = ipam.host_table_path(IPv4Interface("10.9.0.1/28"))
+    assert str(table).startswith(os.environ["PYL_RUNDIR"])  # never the host's /run/pyl in a test
 
 
 def test_import_net_does_not_import_pyroute2() -> None:

@@ -229,7 +229,7 @@ def start_container(req: StartRequest) -> Started:
         first = os.fork()
         if first == 0:
             _intermediate(req, child_sock, keep_fds, cg_plan, fork_flags, share_fds, argv, fs_plan, sec_plan,
-                          net_plans, console_slave, [s for _, s in tty_pairs], hook_env_base)
+                          console_slave, [s for _, s in tty_pairs], hook_env_base)
         child_sock.close()
         for fd in share_fds.values():
             os.close(fd)
@@ -380,7 +380,7 @@ def _kill_and_reap(pid: int) -> None:
 
 
 
-def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan, net_plans,
+def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan,
                   console_slave, tty_slaves, hook_env) -> None:
     """First child: join the cgroups, unshare, fork PID 1, report its pid, exit. Never returns.
 
@@ -405,7 +405,7 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
         ns.unshare(flags & ~ns.CLONE_NEWCGROUP)
         pid = cgroups.fork_in_v2(cg_plan, cgroup_dir)
         if pid == 0:
-            _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
+            _container_init(req, sock, argv, fs_plan, sec_plan, console_slave, tty_slaves,
                             hook_env, new_cgroupns=bool(flags & ns.CLONE_NEWCGROUP))
         sock.sendall(f"pid {pid}\n".encode())
         os._exit(0)
@@ -421,7 +421,7 @@ def _report_and_exit(sock: socket.socket, err: BaseException) -> None:
         os._exit(1)
 
 
-def _container_init(req, sock, argv, fs_plan, sec_plan, net_plans, console_slave, tty_slaves,
+def _container_init(req, sock, argv, fs_plan, sec_plan, console_slave, tty_slaves,
                     hook_env, new_cgroupns: bool) -> None:
     """PID 1 of the new PID namespace: finish the setup from inside and exec init. Never returns."""
     try:

@@ -156,12 +156,8 @@ def _report_error(sock: socket.socket, err: BaseException) -> None:
 
 
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
-    import signal
-    # Forked from the supervisor: drop its signal plumbing (its wakeup fd is about to be closed).
-    signal.set_wakeup_fd(-1)
-    # SIGPIPE and SIGXFSZ too: CPython ignores them, and an ignored signal survives exec.
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
+    drop_supervisor_signals()
     ns.set_dumpable(False)
     if spec.stdio is not None:
         for target, fd in enumerate(spec.stdio):
@@ -174,7 +170,6 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     # Everything the grandchild needs after setns(mnt), when the host's Python stdlib and
     # libseccomp are out of reach, was loaded before the fork (spawn_attached).
     plan = spec.security_plan
-    from lxctools.runtime.procsetup import close_other_fds
     close_other_fds({report.fileno(), *ns_fds.values()})
     # The container's cgroups: v1 hierarchies by writing "0" to their `tasks` (this process is
     # single-threaded, so that moves all of it, without the global rwsem whose write side waits

@@ -128,12 +128,10 @@ def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
     """In the forked child. Never returns. preload: load pyroute2 before the first request."""
     try:
         import signal
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
+        from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
+        drop_supervisor_signals()
         from lxctools.kernel import ns
         ns.set_pdeathsig(signal.SIGKILL)
-        from lxctools.runtime.procsetup import close_other_fds
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
         if preload:
             from lxctools.runtime import net

@@ -46,6 +46,17 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
     return PRLIMITS[name], soft_v, hard_v
 
 
+def drop_supervisor_signals() -> None:
+    """First thing in a process forked from the supervisor (a start's first child, an attached
+    process, the netlink worker): its wakeup fd goes (the fd is about to be closed) and its
+    handlers too (they would run the supervisor's code here). SIGPIPE and SIGXFSZ return to
+    their default as well: CPython ignores them, and an ignored signal survives exec."""
+    import signal
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def close_other_fds(keep: set[int]) -> None:
     """Close every fd above stdio that is not in keep: nothing of the supervisor's (its socket,
     other containers' pty masters) may reach a container."""

@@ -389,12 +389,8 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
     (cgroups.fork_in_v2). The supervisor waits for this process's exit before "go"; PID 1
     unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
     try:
-        # Forked from the supervisor: drop its signal plumbing before its fds are closed.
-        signal.set_wakeup_fd(-1)
-        # SIGPIPE and SIGXFSZ too: CPython ignores them, and an ignored signal survives exec.
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        from lxctools.runtime.procsetup import close_other_fds
+        from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
+        drop_supervisor_signals()
         close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
         cgroups.enter_v1(cg_plan)

@@ -118,6 +118,7 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
     log_fd = _above_stdio(os.open(layout.run_path("monitor.log"),
                                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
     devnull = _above_stdio(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+    from lxctools.kernel.fds import close_fds_except
     try:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child, until exec
@@ -127,8 +128,7 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
                 os.dup2(devnull, 0)
                 os.dup2(devnull, 1)
                 os.dup2(log_fd, 2)
-                os.closerange(3, write_fd)
-                os.closerange(write_fd + 1, 1 << 20)
+                close_fds_except({write_fd})
                 os.set_inheritable(write_fd, True)
                 os.execve(sys.executable, argv, env)
             finally:

@@ -60,16 +60,11 @@ def drop_supervisor_signals() -> None:
 def close_other_fds(keep: set[int]) -> None:
     """Close every fd above stdio that is not in keep: nothing of the supervisor's (its socket,
     other containers' pty masters) may reach a container."""
+    from lxctools.kernel.fds import close_fds_except
     from lxctools.log import log
     if log.fd is not None and log.fd not in keep:
         log.fd = None  # its number is about to be free: a later log line must not land in whatever reuses it
-    for entry in os.listdir("/proc/self/fd"):
-        fd = int(entry)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    close_fds_except(keep)
 
 
 def apply_prlimits(values: Mapping[str, Any]) -> None:

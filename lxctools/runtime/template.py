@@ -64,6 +64,7 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
     """fork, chdir, exec, wait: what subprocess.run does here, without importing subprocess
     (~3 ms of pyl-create: threading, selectors, locale). An exec failure comes back through a
     close-on-exec pipe as the OSError it was; Ctrl-C kills the template before re-raising."""
+    from lxctools.kernel.fds import close_fds_except
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -76,8 +77,7 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
             # stdio and nothing else: pyl's own fds are close-on-exec already (the container's
             # lock and `partial` flocks among them), but fds our caller let us inherit are not,
             # and a daemon started by the template would hold them for its whole life.
-            os.closerange(3, report_w)
-            os.closerange(report_w + 1, 1 << 20)
+            close_fds_except({report_w})
             # CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal survives exec: a
             # template's `yes | head` would see EPIPE errors instead of dying quietly.
             import _signal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,3 +30,21 @@ print(log.fd)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "None"
     assert (tmp_path / "reused").read_text() == ""
+
+
+def test_close_fds_except_keeps_stdio_and_what_it_is_given():
+    code = f"""
+import json, os, sys
+sys.path.insert(0, {str(ROOT)!r})
+from lxctools.kernel.fds import close_fds_except
+opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(6)]
+high = os.dup2(opened[0], 700)
+close_fds_except({{opened[1], opened[4], 1}})
+print(json.dumps([sorted(int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) != opened[0]),
+                  opened[1], opened[4]]))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    listed, one, four = json.loads(proc.stdout)
+    # listdir's own fd reuses the lowest free number, opened[0]'s, which is left out above
+    assert listed == [0, 1, 2, one, four]  # 700 and the others are closed

@@ -110,19 +110,10 @@ def interfaces(sock: socket.socket) -> list[dict]:
             "mtu": struct.unpack("=I", attrs[IFLA_MTU])[0] if IFLA_MTU in attrs else 0,
             "ipv4": [], "ipv6": [], "rx_bytes": rx, "tx_bytes": tx,
         }
-    for _kind, data, offset in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0), 2):
-        length = _NLMSG.unpack_from(data, offset)[0]
-        start = offset + _NLMSG.size
-        family, prefix, _flags, scope, index = _IFADDR.unpack_from(data, start)
-        attrs = _attrs(data, start + _IFADDR.size, offset + length)
-        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+    for index, version, address, prefix in _addresses(sock, seq=2):
         link = links.get(index)
-        if raw is None or link is None:
-            continue
-        if family == socket.AF_INET:
-            link["ipv4"].append(f"{socket.inet_ntop(socket.AF_INET, raw)}/{prefix}")
-        elif family == socket.AF_INET6 and scope != RT_SCOPE_LINK:
-            link["ipv6"].append(f"{socket.inet_ntop(socket.AF_INET6, raw)}/{prefix}")
+        if link is not None:
+            link[version].append(f"{address}/{prefix}")
     return sorted(links.values(), key=lambda link: link["name"])
 
 
@@ -131,18 +122,23 @@ def addresses(sock: socket.socket) -> dict[str, list[str]]:
     network namespace), without link-local IPv6, as pyl-ls shows them from interfaces(): one
     dump instead of two, for the IPV4/IPV6 columns."""
     found: dict[str, list[str]] = {"ipv4": [], "ipv6": []}
-    for _kind, data, offset in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0), 3):
+    for index, version, address, _prefix in _addresses(sock, seq=3):
+        if index != LOOPBACK_IFINDEX:
+            found[version].append(address)
+    return found
+
+
+def _addresses(sock: socket.socket, seq: int):
+    """(ifindex, "ipv4" or "ipv6", address, prefix length) of every address, link-local IPv6 left out."""
+    for _kind, data, offset in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0), seq):
         length = _NLMSG.unpack_from(data, offset)[0]
         start = offset + _NLMSG.size
-        family, _prefix, _flags, scope, index = _IFADDR.unpack_from(data, start)
-        if index == LOOPBACK_IFINDEX:
-            continue
+        family, prefix, _flags, scope, index = _IFADDR.unpack_from(data, start)
         attrs = _attrs(data, start + _IFADDR.size, offset + length)
         raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
         if raw is None:
             continue
         if family == socket.AF_INET:
-            found["ipv4"].append(socket.inet_ntop(socket.AF_INET, raw))
+            yield index, "ipv4", socket.inet_ntop(socket.AF_INET, raw), prefix
         elif family == socket.AF_INET6 and scope != RT_SCOPE_LINK:
-            found["ipv6"].append(socket.inet_ntop(socket.AF_INET6, raw))
-    return found
+            yield index, "ipv6", socket.inet_ntop(socket.AF_INET6, raw), prefix

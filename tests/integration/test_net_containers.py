@@ -60,6 +60,9 @@ def test_two_containers_reach_each_other_and_the_host(pyl):
     assert b"hello-over-tcp" in out
     rows = {r["name"]: r for r in json.loads(pyl.ok("ls", "--json").stdout)}
     assert rows["n1"]["ipv4"] == [a] and "eth0" in rows["n1"]["interface"]
+    # without the INTERFACE column the addresses come from one dump (netinfo.addresses)
+    table = dict(line.split() for line in pyl.ok("ls", "-F", "name,ipv4").stdout.splitlines()[1:])
+    assert table == {"n1": a, "n2": b}
     info = pyl.ok("info", "-n", "n1").stdout
     assert "Link:" in info and "TX bytes:" in info
     veths = {json.loads(pyl.ok("info", "-n", n, "--json").stdout)["links"][0]["link"] for n in ("n1", "n2")}

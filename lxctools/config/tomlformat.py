@@ -288,11 +288,13 @@ def _appendable(table: str, headers: list[str]) -> bool:
     return not siblings or siblings == list(range(siblings[0], len(headers)))
 
 
-def _split_comment(line: str) -> tuple[str, str | None]:
-    """(code, trailing '# comment' or None) of one line, minding quoted strings."""
+def _unquoted(text: str):
+    """(index, character) of TEXT outside its TOML strings, up to and including the '#' that
+    starts a comment. In a "basic" string a backslash escapes the next character ("\\"" is one
+    quote, not the string's end); a 'literal' string has no escapes."""
     quote = ""
     escaped = False
-    for index, c in enumerate(line):
+    for index, c in enumerate(text):
         if quote:
             if escaped:
                 escaped = False
@@ -302,32 +304,23 @@ def _split_comment(line: str) -> tuple[str, str | None]:
                 quote = ""
         elif c in "\"'":
             quote = c
-        elif c == "#":
+        else:
+            yield index, c
+            if c == "#":
+                return
+
+
+def _split_comment(line: str) -> tuple[str, str | None]:
+    """(code, trailing '# comment' or None) of one line, minding quoted strings."""
+    for index, c in _unquoted(line):
+        if c == "#":
             return line[:index].rstrip(), line[index:].strip()
     return line, None
 
 
 def _bracket_balance(text: str) -> int:
     """Open minus closed square brackets outside strings and comments (array nesting)."""
-    balance, quote = 0, ""
-    escaped = False
-    for c in text:
-        if quote:
-            if escaped:
-                escaped = False
-            elif c == "\\" and quote == '"':
-                escaped = True  # "\"" is one quote character, not the string's end
-            elif c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == "#":
-            break
-        elif c == "[":
-            balance += 1
-        elif c == "]":
-            balance -= 1
-    return balance
+    return sum(1 if c == "[" else -1 for _, c in _unquoted(text) if c in "[]")
 
 
 # --- the document ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ from lxctools.runtime.storage import (  # noqa: F401  (re-exported: clone's publ
 from lxctools.errors import (
     AlreadyExistsError, NotFoundError, PylError, UsageError, WrongStateError,
 )
-from lxctools.names import validate_name
+from lxctools.names import random_text, validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
 
 TYPE_CHECKING = False
@@ -385,11 +385,8 @@ def _prepare_renamed_configs(src: Container, dest: Container, keep_name: bool) -
 
 def ephemeral_name(base: str) -> str:
     """NAME_XXXXXX as lxc-copy -e picks when no -N is given."""
-    import secrets
     import string
-    alphabet = string.ascii_letters + string.digits
-    suffix = "".join(secrets.choice(alphabet) for _ in range(6))
-    return f"{base[:64 - 7]}_{suffix}"
+    return f"{base[:64 - 7]}_{random_text(6, string.ascii_letters + string.digits)}"
 
 
 # ---- snapshots ------------------------------------------------------------------------------

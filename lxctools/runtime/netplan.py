@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -346,13 +345,8 @@ def _parse_route(key: str, raw: str, version: int) -> IPv4Network | IPv6Network:
 
 
 def _random_suffix(n: int) -> str:
-    # os.urandom, which secrets.choice also draws from, without importing secrets (random,
-    # hashlib, hmac, base64: ~2 ms of a first start). 252 = 7 * 36: no byte favours a letter.
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    out: list[str] = []
-    while len(out) < n:
-        out.extend(alphabet[b % 36] for b in os.urandom(2 * n) if b < 252)
-    return "".join(out[:n])
+    from lxctools.names import random_text
+    return random_text(n, "abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def veth_host_name(container_name: str, suffix: Callable[[int], str]) -> str:

@@ -368,12 +368,12 @@ class LifecycleOps:
         """Finish pending network releases: those whose links the kernel has dropped, those past
         their deadline, and with BLOCK (a start of that container, the supervisor leaving) the
         ones asked for, waiting out their deadline if need be."""
+        from lxctools.runtime.net import host_links_left
         now = time.monotonic()
         for name, pending in list(self.net_releases.items()):
             if only is not None and name != only:
                 continue
-            links_left = any(os.path.exists(f"/sys/class/net/{host}") for host in pending.state.veth_hosts)
-            if links_left and not block and now < pending.deadline:
+            if host_links_left(pending.state) and not block and now < pending.deadline:
                 continue
             del self.net_releases[name]
             self._release_network(name, pending.state, wait=max(0.0, pending.deadline - now))

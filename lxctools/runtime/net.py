@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lxctools.errors import ConfigError, KernelError, PermissionDeniedError, PylError
 from lxctools.runtime import ipam
+from lxctools.runtime.devices import is_host_interface
 from lxctools.runtime.netplan import Gateway, MacvlanMode, NetPlan, NetType
 
 if TYPE_CHECKING:
@@ -477,6 +478,11 @@ def _release_leases(state: HostNetState) -> list[str]:
     return failures
 
 
+def host_links_left(state: HostNetState) -> list[str]:
+    """STATE's veth host ends that still exist (sysfs: no netlink, no pyroute2)."""
+    return [name for name in state.veth_hosts if is_host_interface(name)]
+
+
 def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState | None:
     """Teardown's usual case without netlink, for the supervisor after the container's init died.
 
@@ -487,10 +493,10 @@ def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState 
     stop from needing pyroute2, whose worker may have been let go hours ago."""
     import time
     deadline = time.monotonic() + wait
-    left = [name for name in state.veth_hosts if os.path.exists(f"/sys/class/net/{name}")]
+    left = host_links_left(state)
     while left and time.monotonic() < deadline:
         time.sleep(0.0005)
-        left = [name for name in left if os.path.exists(f"/sys/class/net/{name}")]
+        left = [name for name in left if is_host_interface(name)]
     failures = _release_leases(state)
     if failures:
         raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)

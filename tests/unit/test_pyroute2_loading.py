@@ -49,27 +49,27 @@ def test_the_real_pyroute2_loads_without_its_other_subsystems():
         assert other not in loaded, other
 
 
-def test_init_is_not_run(tmp_path):
-    fake = _fake_pyroute2(tmp_path, init="raise RuntimeError('__init__ ran')\n",
-                          linux="class IPRoute:\n    pass\n")
+def _iproute_attribute_after_loading(fake: Path, attribute: str) -> str:
+    """IPRoute.ATTRIBUTE, printed by an interpreter that loaded the FAKE pyroute2 through pyl."""
     proc = _run("from lxctools.runtime import net\n"
                 "net.load_pyroute2()\n"
                 "from pyroute2 import IPRoute\n"
-                "print(IPRoute.__module__)\n", fake)
+                f"print(IPRoute.{attribute})\n", fake)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "pyroute2.iproute.linux"
+    return proc.stdout.strip()
+
+
+def test_init_is_not_run(tmp_path):
+    fake = _fake_pyroute2(tmp_path, init="raise RuntimeError('__init__ ran')\n",
+                          linux="class IPRoute:\n    pass\n")
+    assert _iproute_attribute_after_loading(fake, "__module__") == "pyroute2.iproute.linux"
 
 
 def test_a_version_that_needs_its_init_gets_it(tmp_path):
     # Its IPRoute module imports a name only the package's __init__ defines.
     fake = _fake_pyroute2(tmp_path, init="MARK = 'init ran'\nfrom pyroute2.iproute.linux import IPRoute\n",
                           linux="from pyroute2 import MARK\n\nclass IPRoute:\n    mark = MARK\n")
-    proc = _run("from lxctools.runtime import net\n"
-                "net.load_pyroute2()\n"
-                "from pyroute2 import IPRoute\n"
-                "print(IPRoute.mark)\n", fake)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "init ran"
+    assert _iproute_attribute_after_loading(fake, "mark") == "init ran"
 
 
 def test_missing_pyroute2_is_one_clear_error(tmp_path):

@@ -242,7 +242,7 @@ def start_container(req: StartRequest) -> Started:
         if not line.startswith("pid "):
             os.waitpid(first, 0)
             first = None
-            raise StartError(line.removeprefix("error ") or "container setup failed before its init started")
+            raise _child_error(line) if line else StartError("container setup failed before its init started")
         pid = int(line.split()[1])
         # The first child exits once init sits in its cgroup2 directory: at once when init was
         # born there (clone3), after its cgroup.procs write otherwise (see _intermediate).
@@ -250,7 +250,7 @@ def start_container(req: StartRequest) -> Started:
         first = None
         if status != 0:
             line = reader.readline().decode().strip()
-            raise StartError(line.removeprefix("error ") or "moving init into its cgroup failed")
+            raise _child_error(line) if line else StartError("moving init into its cgroup failed")
         # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
         # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
         parent_sock.sendall(b"go\n")

@@ -35,6 +35,22 @@ def default_rundir() -> str:
     return os.path.join(xdg, "pyl") if xdg else os.path.expanduser("~/.cache/pyl/run")
 
 
+def seconds_from_env(name: str, default: float) -> float:
+    """A duration set in the environment (PYL_MONITOR_LINGER, PYL_NETWORKER_LINGER): DEFAULT if
+    unset or empty, UsageError naming the variable unless it is a finite number >= 0."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        from lxctools.errors import UsageError
+        raise UsageError(f"{name}={raw!r} is not a number of seconds")
+    return value
+
+
 def share_dirs() -> list[str]:
     """Folders that may hold templates/ and config/: the checkout first, then install prefixes."""
     here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

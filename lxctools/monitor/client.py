@@ -104,6 +104,7 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
     and threading, a first start would pay): its own session, cwd /, stdin and stdout /dev/null,
     stderr to monitor.log, and no fd of ours but the ready pipe (inherited ones from our caller,
     a cron job's for example, must not live on in a long-running daemon)."""
+    _check_supervisor_environment()
     os.makedirs(layout.run_path(), mode=0o700, exist_ok=True)
     read_fd, write_fd = os.pipe()
     write_fd = _above_stdio(write_fd)
@@ -148,6 +149,20 @@ def _spawn(layout: Layout, *, warm_net: bool = False) -> None:
         pass
     if not answer.startswith(b"ok"):
         raise StartError("the supervisor failed to start (see monitor.log under the run dir)")
+
+
+def _check_supervisor_environment() -> None:
+    """What a supervisor takes from the environment, checked before one is spawned: a typo is
+    then one line naming the variable, not a supervisor dying at start-up ("failed to start")."""
+    from lxctools.errors import UsageError
+    from lxctools.log import parse_level
+    from lxctools.paths import seconds_from_env
+    for name in ("PYL_MONITOR_LINGER", "PYL_NETWORKER_LINGER"):
+        seconds_from_env(name, 0.0)
+    try:
+        parse_level(os.environ.get("PYL_MONITOR_LOGLEVEL", "INFO"))
+    except UsageError as err:
+        raise UsageError(f"PYL_MONITOR_LOGLEVEL: {err.message}") from None
 
 
 def _above_stdio(fd: int) -> int:

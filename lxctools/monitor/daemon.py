@@ -32,7 +32,7 @@ from lxctools.monitor import protocol
 from lxctools.monitor.lifecycle import LifecycleOps
 from lxctools.monitor.records import AttachSession, Client, PendingNetRelease, Supervised, Waiter
 from lxctools.monitor.sessions import SessionOps
-from lxctools.paths import Layout
+from lxctools.paths import Layout, seconds_from_env
 from lxctools.state import ALLOWED, State, write_json_atomic
 
 STARTUP_GRACE = 5.0
@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ready_fd = int(argv[2]) if len(argv) > 2 else -1
     warm_net = "warm-net" in argv[3:]   # spawned by a start: it will want the netlink worker
     layout = Layout(lxcpath=lxcpath, rundir=rundir)
-    linger = float(os.environ.get("PYL_MONITOR_LINGER", "30"))
+    linger = seconds_from_env("PYL_MONITOR_LINGER", 30.0)
     layout.path_rundir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_fd = _take_monitor_lock(layout)
     if lock_fd is None:

@@ -150,7 +150,10 @@ class NetWorker:
     """The supervisor's handle on its worker: call() forks one when needed."""
 
     def __init__(self, linger: float | None = None) -> None:
-        self.linger = float(os.environ.get("PYL_NETWORKER_LINGER", "5")) if linger is None else linger
+        if linger is None:
+            from lxctools.paths import seconds_from_env
+            linger = seconds_from_env("PYL_NETWORKER_LINGER", 5.0)
+        self.linger = linger
         self.pid: int | None = None
         self.pidfd: int | None = None  # waits aim at this worker even once its PID is reused
         self.sock = None

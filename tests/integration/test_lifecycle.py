@@ -466,6 +466,19 @@ def test_a_first_start_with_every_std_fd_closed(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+@pytest.mark.parametrize("variable, value", [("PYL_MONITOR_LINGER", "abc"), ("PYL_NETWORKER_LINGER", "-1"),
+                                             ("PYL_MONITOR_LOGLEVEL", "LOUD")])
+def test_a_bad_supervisor_setting_is_one_line_before_anything_starts(pyl, variable, value):
+    # It used to reach the supervisor only: "failed to start" (a traceback in monitor.log) or
+    # "the supervisor closed the connection".
+    make(pyl)
+    env = {**pyl.env, variable: value}
+    r = subprocess.run(pyl.argv("start", "-n", "c1"), env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 64 and r.stderr.count("\n") == 1 and variable in r.stderr, r.stderr
+    assert _supervisors(pyl) == []
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+
+
 def _supervisors(pyl) -> list[int]:
     found = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]

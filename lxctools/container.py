@@ -140,10 +140,14 @@ class Container:
             try:
                 rootfs = rootfs_dir or os.path.join(folder, "rootfs")
                 if not (rootfs_dir and os.path.exists(rootfs)):
+                    # The highest folder this makes goes again if the create fails (--dir
+                    # /srv/new/c1/rootfs must not leave /srv/new behind).
+                    created_rootfs = rootfs
+                    while rootfs_dir and not os.path.exists(os.path.dirname(created_rootfs)):
+                        created_rootfs = os.path.dirname(created_rootfs)
                     if rootfs_dir:
                         os.makedirs(os.path.dirname(rootfs), exist_ok=True)
                     os.mkdir(rootfs, 0o755)
-                    created_rootfs = rootfs
                 cfg = base
                 cfg.expand_hwaddr()
                 if cfg.get("lxc.rootfs.path") in (None, ""):

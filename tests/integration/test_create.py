@@ -60,6 +60,12 @@ def test_failing_template_leaves_nothing(pyl, tmp_path):
     r = pyl("create", "-n", "c1", "-t", str(tpl))
     assert r.returncode != 0 and "failed" in r.stderr
     assert not (pyl.lxcpath / "c1").exists()
+    # --dir elsewhere: the folders made for it go too, up to the first that was already there
+    outside = tmp_path / "srv"
+    outside.mkdir()
+    r = pyl("create", "-n", "c1", "-t", str(tpl), "--dir", str(outside / "new" / "c1" / "rootfs"))
+    assert r.returncode != 0 and "failed" in r.stderr
+    assert not (pyl.lxcpath / "c1").exists() and list(outside.iterdir()) == []
 
 
 def test_lxc_template_protocol_and_lxc_format_append(pyl, tmp_path):

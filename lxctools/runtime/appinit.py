@@ -30,13 +30,18 @@ def run_app_init(argv: list[str], env: dict[str, str], sock: socket.socket) -> N
     # (the default) leaves the command stdin, stdout and stderr only, as lxc-execute's init.
     import subprocess
     try:
-        child = subprocess.Popen(argv, executable=path, env=env, restore_signals=True).pid
+        # Kept referenced until os._exit: a Popen object that is collected polls its child with
+        # waitpid(WNOHANG) and, if the command has already exited, reaps it, which left the loop
+        # below with nothing to wait for and exit status 0 (1 execute in 4 with stdio closed).
+        command = subprocess.Popen(argv, executable=path, env=env, restore_signals=True)
     except OSError as err:
         code = 127 if err.errno == 2 else 126  # the shell's convention, as lxc-execute
         sock.sendall(f"error@{code} cannot run '{argv[0]}': {err.strerror}\n".encode())
         sock.close()
         os._exit(code)
     sock.close()  # the supervisor sees EOF: the container is RUNNING
+
+    child = command.pid
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -46,17 +51,18 @@ def run_app_init(argv: list[str], env: dict[str, str], sock: socket.socket) -> N
 
     for sig in FORWARDED:
         signal.signal(sig, forward)
-    status = 0
+    os._exit(wait_for_command(child))
+
+
+def wait_for_command(child: int) -> int:
+    """Reap children until the command exits; its status, 128+N for a signal. Orphans die with
+    PID 1 anyway (the kernel kills the namespace), so the others are reaped only on the way."""
     while True:
         try:
             pid, wstatus = os.waitpid(-1, 0)
         except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
+            # The command was reaped by someone else: its status is lost, and 0 would be a lie.
+            return 1
         if pid == child:
             status = os.waitstatus_to_exitcode(wstatus)
-            status = 128 - status if status < 0 else status
-            # Orphans die with PID 1 anyway (the kernel kills the namespace); reap what's quick.
-            break
-    os._exit(status)
+            return 128 - status if status < 0 else status

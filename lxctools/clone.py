@@ -22,6 +22,10 @@ from collections import namedtuple
 from pathlib import Path
 
 from lxctools.container import Container, remove_tree
+from lxctools.dependents import (
+    CLONES_FILE, DEPENDS_FILE, format_pairs, live_clones, pair, read_pairs, register_clone,
+    source_of, unregister_clone, write_pairs,
+)
 from lxctools.runtime.storage import (  # noqa: F401  (re-exported: clone's public storage helpers)
     Storage, copy_tree, parse_storage, set_hostname_file, storage_spec,
 )
@@ -38,8 +42,6 @@ if TYPE_CHECKING:
     from lxctools.config.model import ContainerConfig
 
 SNAPS_DIR = "snaps"
-CLONES_FILE = "lxc_snapshots"       # in a source: who depends on my rootfs
-DEPENDS_FILE = "lxc_rdepends"       # in an overlay clone: whose rootfs is my lower layer
 OVERLAY_UPPER = Path("overlay", "delta")
 HWADDR_TEMPLATE = "00:16:3e:xx:xx:xx"   # what LXC's clone gives a regenerated MAC
 TS_FORMAT = "%Y:%m:%d %H:%M:%S"
@@ -82,55 +84,6 @@ def rewrite_config(cfg: "ContainerConfig", *, new_name: str, rootfs: Storage | N
     return changed
 
 
-# ---- dependency bookkeeping (lxc_snapshots / lxc_rdepends) ---------------------------------
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    """(lxcpath, name) pairs of an lxc_snapshots / lxc_rdepends file; [] if absent."""
-    try:
-        lines = path.read_text().split("\n")
-    except FileNotFoundError:
-        return []
-    if len(lines) == 1 or (len(lines) == 2 and not lines[1]):
-        if lines[0].strip().isdigit():
-            return []   # LXC 1.x wrote a bare count; it names nobody
-    return [(p, n) for p, n in zip(lines[0::2], lines[1::2]) if p and n]
-
-
-def format_pairs(pairs: Iterable[tuple[str, str]]) -> str:
-    return "".join(f"{p}\n{n}\n" for p, n in pairs)
-
-
-def _write_pairs(path: Path, pairs: list[tuple[str, str]]) -> None:
-    from lxctools.config.model import atomic_write
-    if pairs:
-        atomic_write(str(path), format_pairs(pairs), mode=0o644)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def _defined(lxcpath: str, name: str) -> bool:
-    folder = Path(lxcpath, name)
-    return any((folder / c).is_file() for c in ("config.toml", "config"))
-
-
-def live_clones(container: Container) -> list[tuple[str, str]]:
-    """The snapshot clones listed in the container's lxc_snapshots that still exist."""
-    return [(p, n) for p, n in read_pairs(container.dir / CLONES_FILE) if _defined(p, n)]
-
-
-def _register_clone(owner_dir: Path, clone: tuple[str, str]) -> None:
-    """Add CLONE to OWNER/lxc_snapshots (idempotent), dropping entries whose clone is gone
-    (an ephemeral clone removed by the supervisor never unregisters itself)."""
-    path = owner_dir / CLONES_FILE
-    pairs = [pr for pr in read_pairs(path) if _defined(*pr) and pr != clone]
-    _write_pairs(path, pairs + [clone])
-
-
-def _unregister_clone(owner_dir: Path, clone: tuple[str, str]) -> None:
-    path = owner_dir / CLONES_FILE
-    if path.exists():
-        _write_pairs(path, [pr for pr in read_pairs(path) if pr != clone])
-
-
 # ---- building a copy -----------------------------------------------------------------------
 class CopyRequest(namedtuple("CopyRequest", "snapshot backing keep_name keep_mac allow_running ephemeral",
                              defaults=(False, None, False, False, False, False))):
@@ -166,8 +119,7 @@ def _dependency_owner(src: Container, storage: Storage) -> tuple[str, str] | Non
     if storage.kind == "dir":
         return (str(src.layout.lxcpath), src.name)
     if storage.kind == "overlay":
-        pairs = read_pairs(src.dir / DEPENDS_FILE)
-        return pairs[0] if pairs else None
+        return source_of(src.dir)
     return None
 
 
@@ -272,16 +224,16 @@ def _copy_locked(src: Container, dest: Container, request: CopyRequest,
         try:
             target = _build(src, cfg, dest.dir, dest, request, extra_files)
             if target.kind == "overlay":
-                owner = read_pairs(dest.dir / DEPENDS_FILE)
+                owner = source_of(dest.dir)
                 if owner:
-                    owner_dir = Path(owner[0][0], owner[0][1])
+                    owner_dir = Path(*owner)
                     registered = (owner_dir, (str(dest.layout.lxcpath), dest.name))
-                    _with_owner_lock(src, owner[0], lambda: _register_clone(*registered))
+                    _with_owner_lock(src, owner, lambda: register_clone(*registered))
         except BaseException:
             if registered is not None:
                 try:
                     _with_owner_lock(src, (str(registered[0].parent), registered[0].name),
-                                     lambda: _unregister_clone(*registered))
+                                     lambda: unregister_clone(*registered))
                 except PylError:
                     pass
             raise
@@ -323,7 +275,7 @@ def rename_container(src: Container, new_name: str, *, keep_name: bool = False) 
         rs = src.runstate()
         if rs.state.is_running:
             raise WrongStateError(f"cannot rename: container is {rs.state}", hint="stop it first")
-        if live_clones(src):
+        if live_clones(src.dir):
             raise WrongStateError("cannot rename: container has snapshot clones",
                                   hint="their lower layer is this container's rootfs; destroy them first")
         with dest.lock("create"):
@@ -341,12 +293,12 @@ def rename_container(src: Container, new_name: str, *, keep_name: bool = False) 
             cfg = dest.load_config()
             if not keep_name:
                 set_hostname_file(parse_storage(cfg.values().get("lxc.rootfs.path")), new_name)
-            for owner in read_pairs(dest.dir / DEPENDS_FILE)[:1]:
+            owner = source_of(dest.dir)
+            if owner is not None:
                 old, new = (str(src.layout.lxcpath), src.name), (str(dest.layout.lxcpath), dest.name)
-                owner_dir = Path(*owner)
                 def swap() -> None:
-                    path = owner_dir / CLONES_FILE
-                    _write_pairs(path, [new if pr == old else pr for pr in read_pairs(path)])
+                    path = Path(*owner) / CLONES_FILE
+                    write_pairs(path, [new if pair(*pr) == pair(*old) else pr for pr in read_pairs(path)])
                 _with_owner_lock(dest, owner, swap)
     return dest
 
@@ -503,7 +455,7 @@ def restore_snapshot(container: Container, snap: str, new_name: str | None = Non
         container.require_defined()
         container.require_state("snapshot")
         snapshot = _snapshot(container, snap)
-        if live_clones(container):
+        if live_clones(container.dir):
             raise WrongStateError("cannot restore in place: container has snapshot clones",
                                   hint="restore to a new name with -N")
         _restore_in_place(container, snapshot)
@@ -558,9 +510,9 @@ def run_ephemeral(copy: Container, *, command: list[str] | None = None, foregrou
                   console=None, stop_timeout: float = 10.0) -> int:
     """Start a fresh (ephemeral) clone. With COMMAND: run it inside, then shut the clone down;
     with CONSOLE (foreground): hand the terminal to it until it stops. Returns the command's
-    status, else 0. The supervisor removes an lxc.ephemeral container once it has stopped."""
+    status, else 0. The supervisor removes an lxc.ephemeral container once it has stopped (a
+    destroy: its source's list forgets it)."""
     from lxctools.errors import NotRunningError
-    owner = read_pairs(copy.dir / DEPENDS_FILE)[:1]
     try:
         copy.start()
     except BaseException:
@@ -581,19 +533,5 @@ def run_ephemeral(copy: Container, *, command: list[str] | None = None, foregrou
                 pass
     elif foreground and console is not None:
         console(copy)
-    else:
-        return 0
-    if owner:
-        _forget_when_gone(copy, owner[0])
     return status
 
-
-def _forget_when_gone(copy: Container, owner: tuple[str, str], wait: float = 5.0) -> None:
-    """Unregister a removed ephemeral clone from its source's lxc_snapshots (the supervisor
-    deletes the folder asynchronously and does no bookkeeping)."""
-    deadline = time.monotonic() + wait
-    while copy.config_path is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if copy.config_path is None:
-        _with_owner_lock(copy, owner, lambda: _unregister_clone(Path(*owner),
-                                                                (str(copy.layout.lxcpath), copy.name)))

@@ -229,77 +229,78 @@ class Container:
 
     def destroy(self, *, force: bool = False, snapshots: bool = False) -> None:
         with self.lock("destroy"):
-            _reap_destroy_leftovers(self.layout, holding=self.name)
-            self.require_defined()
-            rs = self.runstate()
-            if rs.state is not State.STOPPED:
-                if not force:
-                    raise WrongStateError(f"cannot destroy: container is {rs.state}",
-                                          hint="stop it first, or use -f to stop and destroy it")
-                self._stop_locked(kill=True, timeout=10)
-            snaps = self.dir / "snaps"
-            if snaps.is_dir() and any(snaps.iterdir()) and not snapshots:
-                raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
-            dependents = self.dir / "lxc_snapshots"
-            if dependents.exists() and dependents.read_text().strip():
-                if not snapshots:
-                    raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
-                self._destroy_dependents(dependents)
-            try:
-                values = self.load_config().values()
-            except ConfigError as err:
-                # The rootfs to delete (maybe outside the folder) and the destroy hooks are in
-                # the config: guessing would risk deleting the wrong thing.
-                raise ConfigError(err.message, hint="fix the config first (destroy needs its rootfs path and "
-                                  f"hooks), or remove {self.dir} by hand") from None
-            rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
-            managed = values.get("lxc.rootfs.managed", "1") != "0"
-            # Every refusal before anything changes (hooks, the source's clone list, files).
-            if not managed and rootfs is not None and _is_inside(rootfs, self.dir):
-                raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
-                               "refusing to delete it")
-            busy = _mounts_under(self.dir)
-            if busy:
-                raise BusyError(f"cannot destroy: something is mounted at {busy[0]}")
-            self._run_hooks(values, "destroy")
-            self._release_dependency(values)
-            if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
-                remove_tree(rootfs, rootfs.parent)
-            # Out of sight first (one rename), then deleted: a destroy killed halfway leaves a
-            # hidden folder, never a half-deleted container under the name.
-            trash = self.layout.lxcpath / f".{self.name}{DESTROYING}{os.getpid()}"
-            os.rename(self.dir, trash)
-            remove_tree(trash, self.layout.lxcpath)
+            self._destroy_locked(force=force, snapshots=snapshots)
 
-    def _destroy_dependents(self, dependents: Path) -> None:
+    def _destroy_locked(self, *, force: bool, snapshots: bool, source_held: tuple[str, str] | None = None) -> None:
+        """Destroy under this container's lock. SOURCE_HELD: the container whose lock the caller
+        holds (a destroy -s of our source), so our entry in its list is left to it."""
         from pathlib import Path
-        lines = dependents.read_text().split("\n")
-        for path, name in zip(lines[0::2], lines[1::2]):
-            if not name:
-                continue
-            other = Container(name, Layout(Path(path), self.layout.rundir))
-            if other.is_defined():
-                other.destroy(force=True)
+        from lxctools import dependents
+        _reap_destroy_leftovers(self.layout, holding=self.name)
+        self.require_defined()
+        rs = self.runstate()
+        if rs.state is not State.STOPPED:
+            if not force:
+                raise WrongStateError(f"cannot destroy: container is {rs.state}",
+                                      hint="stop it first, or use -f to stop and destroy it")
+            self._stop_locked(kill=True, timeout=10)
+        snaps = self.dir / "snaps"
+        if snaps.is_dir() and any(snaps.iterdir()) and not snapshots:
+            raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
+        me = dependents.pair(self.layout.lxcpath_str, self.name)
+        clones = dependents.live_clones(self.dir)
+        if clones and not snapshots:
+            raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
+        doomed = [Container(name, Layout(Path(lxcpath), self.layout.rundir)) for lxcpath, name in clones]
+        # A snapshot of an overlay clone reads our source's rootfs: destroyed one by one, each
+        # leaves that source's list (removing snaps/ with the folder would not).
+        if snapshots:
+            snaps_layout = Layout(snaps, self.layout.rundir)
+            doomed += [Container(name, snaps_layout) for name in list_container_names(snaps_layout)]
+        for other in doomed:  # clones not recursively, as lxc-destroy -s
+            with other.lock("destroy"):
+                other._destroy_locked(force=True, snapshots=False, source_held=me)
+        try:
+            values = self.load_config().values()
+        except ConfigError as err:
+            # The rootfs to delete (maybe outside the folder) and the destroy hooks are in
+            # the config: guessing would risk deleting the wrong thing.
+            raise ConfigError(err.message, hint="fix the config first (destroy needs its rootfs path and "
+                              f"hooks), or remove {self.dir} by hand") from None
+        rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
+        managed = values.get("lxc.rootfs.managed", "1") != "0"
+        # Every refusal before anything changes (hooks, the source's clone list, files).
+        if not managed and rootfs is not None and _is_inside(rootfs, self.dir):
+            raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
+                           "refusing to delete it")
+        busy = _mounts_under(self.dir)
+        if busy:
+            raise BusyError(f"cannot destroy: something is mounted at {busy[0]}")
+        self._run_hooks(values, "destroy")
+        source = dependents.source_of(self.dir)
+        if source is not None and source != source_held:
+            self._leave_source(source, me)
+        if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
+            remove_tree(rootfs, rootfs.parent)
+        # Out of sight first (one rename), then deleted: a destroy killed halfway leaves a
+        # hidden folder, never a half-deleted container under the name.
+        trash = self.layout.lxcpath / f".{self.name}{DESTROYING}{os.getpid()}"
+        os.rename(self.dir, trash)
+        remove_tree(trash, self.layout.lxcpath)
 
-    def _release_dependency(self, values: dict) -> None:
-        """A snapshot clone tells its source it no longer depends on it (lxc_rdepends)."""
+    def _leave_source(self, source: tuple[str, str], me: tuple[str, str]) -> None:
+        """An overlay clone going away drops out of its source's lxc_snapshots, under the source's
+        lock (a clone registered meanwhile must not be lost from the list). If another command
+        holds that lock the entry stays: harmless, lists count only clones that still exist, and
+        a destroy must not wait on a long copy (nor hold the supervisor, for an ephemeral one)."""
         from pathlib import Path
-        rdepends = self.dir / "lxc_rdepends"
-        if not rdepends.exists():
-            return
-        parts = rdepends.read_text().split("\n")
-        if len(parts) < 2:
-            return
-        source = Path(parts[0]) / parts[1] / "lxc_snapshots"
-        if not source.exists():
-            return
-        lines = source.read_text().split("\n")
-        pairs = [(p, n) for p, n in zip(lines[0::2], lines[1::2]) if n]
-        keep = [(p, n) for p, n in pairs if not (n == self.name and Path(p) == self.layout.lxcpath)]
-        if keep:
-            source.write_text("".join(f"{p}\n{n}\n" for p, n in keep))
-        else:
-            source.unlink()
+        from lxctools import dependents
+        try:
+            owner = Container(source[1], Layout(Path(source[0]), self.layout.rundir))
+            with owner.lock("forget a clone"):
+                dependents.unregister_clone(owner.dir, me)
+        except (PylError, OSError):
+            pass  # busy, or a source that is not a container any more: the entry is harmless
 
     def _run_hooks(self, values: dict, hook: str) -> None:
         from lxctools.runtime.hooks import run_hooks

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lxctools import autostart as au
-from lxctools import clone
+from lxctools import clone, dependents
 from lxctools.config.model import ContainerConfig
 from lxctools.errors import UsageError
 
@@ -112,13 +112,13 @@ def test_target_kind_rules():
 
 # ---- dependency files -------------------------------------------------------------------------
 def test_pairs_format_as_lxc_writes_it(tmp_path):
-    assert clone.format_pairs([("/var/lib/lxc", "c2"), ("/srv", "c3")]) == "/var/lib/lxc\nc2\n/srv\nc3\n"
+    assert dependents.format_pairs([("/var/lib/lxc", "c2"), ("/srv", "c3")]) == "/var/lib/lxc\nc2\n/srv\nc3\n"
     f = tmp_path / "lxc_snapshots"
     f.write_text("/var/lib/lxc\nc2\n/srv\nc3\n")
-    assert clone.read_pairs(f) == [("/var/lib/lxc", "c2"), ("/srv", "c3")]
+    assert dependents.read_pairs(f) == [("/var/lib/lxc", "c2"), ("/srv", "c3")]
     f.write_text("2\n")  # LXC 1.x count format
-    assert clone.read_pairs(f) == []
-    assert clone.read_pairs(tmp_path / "missing") == []
+    assert dependents.read_pairs(f) == []
+    assert dependents.read_pairs(tmp_path / "missing") == []
 
 
 def test_register_is_idempotent_and_prunes_vanished_clones(tmp_path):
@@ -127,15 +127,29 @@ def test_register_is_idempotent_and_prunes_vanished_clones(tmp_path):
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.toml").write_text("")
-    clone._register_clone(owner, (str(tmp_path), "a"))
-    clone._register_clone(owner, (str(tmp_path), "a"))
-    clone._register_clone(owner, (str(tmp_path), "b"))
+    dependents.register_clone(owner, (str(tmp_path), "a"))
+    dependents.register_clone(owner, (str(tmp_path), "a"))
+    dependents.register_clone(owner, (str(tmp_path), "b"))
     assert (owner / "lxc_snapshots").read_text() == f"{tmp_path}\na\n{tmp_path}\nb\n"
     (tmp_path / "a" / "config.toml").unlink()    # "a" vanished without unregistering
-    clone._register_clone(owner, (str(tmp_path), "b"))
-    assert clone.read_pairs(owner / "lxc_snapshots") == [(str(tmp_path), "b")]
-    clone._unregister_clone(owner, (str(tmp_path), "b"))
+    dependents.register_clone(owner, (str(tmp_path), "b"))
+    assert dependents.read_pairs(owner / "lxc_snapshots") == [(str(tmp_path), "b")]
+    dependents.unregister_clone(owner, (str(tmp_path), "b"))
     assert not (owner / "lxc_snapshots").exists()
+
+
+def test_one_container_is_one_pair_however_its_lxcpath_is_spelled(tmp_path):
+    owner = tmp_path / "src"
+    owner.mkdir()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "config.toml").write_text("")
+    dependents.register_clone(owner, (f"{tmp_path}/", "a"))
+    dependents.register_clone(owner, (str(tmp_path), "a"))
+    assert dependents.live_clones(owner) == [(str(tmp_path), "a")]
+    dependents.unregister_clone(owner, (f"{tmp_path}//", "a"))
+    assert dependents.live_clones(owner) == [] and not (owner / "lxc_snapshots").exists()
+    (tmp_path / "a" / "lxc_rdepends").write_text(f"{owner.parent}/\nsrc\n")
+    assert dependents.source_of(tmp_path / "a") == (str(tmp_path), "src")
 
 
 # ---- tree copy -----------------------------------------------------------------------------------

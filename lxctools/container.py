@@ -251,15 +251,24 @@ class Container:
         clones = dependents.live_clones(self.dir)
         if clones and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
-        doomed = [Container(name, Layout(Path(lxcpath), self.layout.rundir)) for lxcpath, name in clones]
-        # A snapshot of an overlay clone reads our source's rootfs: destroyed one by one, each
-        # leaves that source's list (removing snaps/ with the folder would not).
+        # -s: the clones with their own snapshots (lxc-destroy -s stops at a clone that has
+        # some), then our snapshots. A snapshot of an overlay clone reads our source's rootfs:
+        # destroyed one by one, each leaves that source's list (removing snaps/ would not).
+        doomed = [("clone", Container(name, Layout(Path(lxcpath), self.layout.rundir)))
+                  for lxcpath, name in clones]
         if snapshots:
             snaps_layout = Layout(snaps, self.layout.rundir)
-            doomed += [Container(name, snaps_layout) for name in list_container_names(snaps_layout)]
-        for other in doomed:  # clones not recursively, as lxc-destroy -s
-            with other.lock("destroy"):
-                other._destroy_locked(force=True, snapshots=False, source_held=me)
+            doomed += [("snapshot", Container(name, snaps_layout)) for name in list_container_names(snaps_layout)]
+        for kind, other in doomed:
+            try:
+                with other.lock("destroy"):
+                    if other.is_defined():  # a clone's snapshot is also our clone: gone with it
+                        other._destroy_locked(force=True, snapshots=True, source_held=me)
+            except PylError as err:
+                if not err.message.startswith(f"{other.name}: "):  # the lock's own message names it
+                    err.message = f"{kind} {other.name}: {err.message}"
+                    err.args = (err.message,)
+                raise
         try:
             values = self.load_config().values()
         except ConfigError as err:

@@ -6,7 +6,10 @@ HELP = """Destroy a container: its folder, its rootfs and nothing else (never fo
 
   pyl-destroy -n c1        refuse if running
   pyl-destroy -n c1 -f     stop it (kill) first
-  pyl-destroy -n c1 -s     also destroy its snapshots and snapshot clones"""
+  pyl-destroy -n c1 -s     also destroy its snapshots and snapshot clones
+
+A snapshot clone's own snapshots go with it under -s (lxc-destroy -s refuses a clone that has
+some). Without -s, only clones that still exist count: a stale lxc_snapshots entry is ignored."""
 NEEDS_NAME = True
 NAME_STATES = "any"
 

@@ -79,3 +79,22 @@ def test_clones_made_and_destroyed_at_once_are_all_accounted_for(pyl):
     assert {n for n in listed if (pyl.lxcpath / n).exists()} == made
     r = pyl("destroy", "-n", base)
     assert (r.returncode == 67) == bool(made)
+
+
+def test_destroy_s_takes_the_clones_snapshots_too(pyl):
+    base, clone = f"{P}b", f"{P}s"
+    pyl.ok("create", "-n", base, "-t", "busybox", "-f", NO_NET)
+    pyl.ok("copy", "-n", base, "-N", clone, "-s")
+    pyl.ok("snapshot", "-n", clone)
+    pyl.ok("destroy", "-n", base, "-s")
+    assert sorted(os.listdir(pyl.lxcpath)) == []
+
+
+def test_a_clone_that_cannot_go_is_named(pyl):
+    base, clone = f"{P}b", f"{P}s"
+    pyl.ok("create", "-n", base, "-t", "busybox", "-f", NO_NET)
+    pyl.ok("copy", "-n", base, "-N", clone, "-s")
+    (pyl.lxcpath / clone / "config.toml").write_text('[lxc]\nnosuchkey = "1"\n')
+    r = pyl("destroy", "-n", base, "-s")
+    assert r.returncode == 78 and f"clone {clone}:" in r.stderr.splitlines()[0], r.stderr
+    assert (pyl.lxcpath / base / "rootfs" / "bin" / "busybox").exists()

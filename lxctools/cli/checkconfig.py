@@ -19,12 +19,59 @@ def _ns(name: str) -> bool:
     return os.path.exists(f"/proc/self/ns/{name}")
 
 
-def _kernel_feature(module: str, sysfs: str | None = None) -> bool:
+# module -> the kernel option that builds it. A built-in driver has no /sys/module entry unless it
+# takes parameters (veth, macvlan do not), so the kernel's own config is the first witness.
+KERNEL_OPTIONS = {"veth": "CONFIG_VETH", "bridge": "CONFIG_BRIDGE", "macvlan": "CONFIG_MACVLAN",
+                  "8021q": "CONFIG_VLAN_8021Q"}
+
+
+def parse_kernel_config(text: str) -> dict[str, str]:
+    """CONFIG_X=y|m|value lines of a kernel .config ("# CONFIG_X is not set" means absent)."""
+    options = {}
+    for line in text.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.startswith("CONFIG_"):
+            options[key] = value.strip()
+    return options
+
+
+def kernel_config() -> dict[str, str] | None:
+    """The running kernel's config, from where lxc-checkconfig looks ($CONFIG first), or None."""
+    import os
+    release = os.uname().release
+    wanted = os.environ.get("CONFIG")
+    for path in [wanted] if wanted else ["/proc/config.gz", f"/boot/config-{release}",
+                                         f"/lib/modules/{release}/build/.config"]:
+        try:
+            if path.endswith(".gz"):
+                import gzip
+                with gzip.open(path, "rt", errors="replace") as f:
+                    return parse_kernel_config(f.read())
+            with open(path, errors="replace") as f:
+                return parse_kernel_config(f.read())
+        except (OSError, EOFError):
+            continue
+    return None
+
+
+def _kernel_feature(module: str, sysfs: str | None = None,
+                    kconfig: dict[str, str] | None | bool = True) -> bool:
+    """Built in, loaded, or loadable. KCONFIG: the kernel config (True: read it)."""
     import os
     if sysfs and os.path.exists(sysfs):
         return True
     if os.path.isdir(f"/sys/module/{module}"):
         return True
+    if kconfig is True:
+        kconfig = kernel_config()
+    option = KERNEL_OPTIONS.get(module)
+    if isinstance(kconfig, dict) and option:
+        value = kconfig.get(option)
+        if value == "y":
+            return True
+        if value is None:
+            return False
+        # "m": only if the module is installed, below
     release = os.uname().release
     for listing in (f"/lib/modules/{release}/modules.builtin", f"/lib/modules/{release}/modules.dep"):
         try:
@@ -65,10 +112,12 @@ def checks() -> list[tuple[str, str, bool, str]]:
             results.append(("Control groups", f"{ctl} controller", ctl in controllers, lost))
     except Exception as err:
         results.append(("Control groups", f"cgroup layout ({err})", False, "containers"))
-    results.append(("Network", "veth", _kernel_feature("veth"), "veth networking"))
-    results.append(("Network", "bridge", _kernel_feature("bridge", "/sys/class/net/bridge") or _kernel_feature("bridge"), "pylbr0 and lxc.net.N.link bridges"))
-    results.append(("Network", "macvlan", _kernel_feature("macvlan"), "lxc.net.N.type = macvlan"))
-    results.append(("Network", "vlan (8021q)", _kernel_feature("8021q"), "lxc.net.N.type = vlan"))
+    kconfig = kernel_config()
+    results.append(("Network", "veth", _kernel_feature("veth", kconfig=kconfig), "veth networking"))
+    results.append(("Network", "bridge", _kernel_feature("bridge", "/sys/class/net/bridge", kconfig=kconfig),
+                    "pylbr0 and lxc.net.N.link bridges"))
+    results.append(("Network", "macvlan", _kernel_feature("macvlan", kconfig=kconfig), "lxc.net.N.type = macvlan"))
+    results.append(("Network", "vlan (8021q)", _kernel_feature("8021q", kconfig=kconfig), "lxc.net.N.type = vlan"))
     results.append(("Network", "dnsmasq", bool(shutil.which("dnsmasq") or os.path.exists("/usr/sbin/dnsmasq")), "DHCP on pylbr0 (static/auto addresses still work)"))
     results.append(("Network", "nft", bool(shutil.which("nft") or os.path.exists("/usr/sbin/nft")), "NAT for pylbr0"))
     try:

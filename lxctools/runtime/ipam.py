@@ -9,7 +9,10 @@ bridge's host range is pyl's static pool; the lower half belongs to dnsmasq's DH
 A bridge is shared by every lxcpath of the host, so the addresses in use are also kept host-wide:
 ``RUNDIR/net/ipam/<subnet>.json`` (address -> [lxcpath, name], the active leases only, gone with
 a reboot as the containers are). An address another lxcpath's running container holds is never
-handed out. Lock order, everywhere: the host table, then an lxcpath's lease file.
+handed out. Static addresses on the subnet are entered there too (``claim``, [lxcpath, name,
+"static"]), so no ``auto`` address lands on a running container's static one, and two running
+containers never hold one address. Lock order, everywhere: the host table, then an lxcpath's
+lease file.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
-from lxctools.errors import ConfigError, PylError
+from lxctools.errors import ConfigError, PylError, StartError
 
 LEASE_DIR = ".pyl-ipam"
 
@@ -120,13 +123,33 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
         for name in [k for k, v in leases.items() if v["address"] == choice and k != container_name]:
             del leases[name]
         leases[container_name] = {"address": choice, "active": True}
-        _drop_owner(in_use, me)
+        _drop_owner(in_use, me, keep_static=True)
         in_use[choice] = me
     return IPv4Interface(f"{choice}/{cidr.network.prefixlen}")
 
 
-def _drop_owner(in_use: dict, owner: list[str]) -> None:
-    for address in [a for a, o in in_use.items() if o == owner]:
+def claim(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str, address: IPv4Interface,
+          is_running: Callable[[str, str], bool]) -> None:
+    """Enter a static ADDRESS on the bridge's subnet in the host table, for as long as the
+    container runs (``release`` drops it); refuse the bridge's own address, and one that another
+    container holds while IS_RUNNING(lxcpath, name) says it runs (an entry a crash left is taken over)."""
+    cidr = IPv4Interface(bridge_cidr)
+    ip = str(address.ip)
+    if address.ip == cidr.ip:
+        raise ConfigError(f"{ip} is the bridge's own address (the containers' gateway)")
+    me = _owner(lxcpath, container_name)
+    with _locked(host_table_path(cidr)) as in_use:
+        holder = in_use.get(ip)
+        if holder and holder[:2] != me and is_running(holder[0], holder[1]):
+            where = "" if holder[0] == me[0] else f" of {holder[0]}"
+            raise StartError(f"{ip} is in use by container {holder[1]}{where}",
+                             hint="each container on a bridge needs its own address")
+        in_use[ip] = me + ["static"]
+
+
+def _drop_owner(in_use: dict, owner: list[str], *, keep_static: bool = False) -> None:
+    """Forget OWNER's addresses: all of them (the container stopped), or its previous auto one."""
+    for address in [a for a, o in in_use.items() if o[:2] == owner and not (keep_static and o[2:])]:
         del in_use[address]
 
 

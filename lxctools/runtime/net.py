@@ -25,7 +25,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_address, ip_
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lxctools.errors import ConfigError, KernelError, PermissionDeniedError, PylError
+from lxctools.errors import ConfigError, KernelError, PermissionDeniedError, PylError, StartError
 from lxctools.runtime import ipam
 from lxctools.runtime.devices import is_host_interface
 from lxctools.runtime.netplan import Gateway, MacvlanMode, NetPlan, NetType
@@ -230,6 +230,10 @@ def _setup_error(plan: NetPlan, exc: Exception) -> PylError:
         return ConfigError(f"{plan.key('hwaddr')}: kernel refused {plan.hwaddr!r}")
     if code == errno.EINVAL and plan.mtu:
         return ConfigError(f"{plan.key('mtu')}: kernel refused MTU {plan.mtu} for {plan.name}")
+    if code == errno.EOPNOTSUPP and plan.type in (NetType.MACVLAN, NetType.VLAN):
+        # rtnetlink's answer for a link kind no driver registered (no module, none built in)
+        return StartError(f"{plan.key('type')}: this kernel cannot make {plan.type.value} links",
+                          hint="pyl-checkconfig lists what the kernel has")
     return _translate(exc, f"lxc.net.{plan.index} ({plan.type.value} {plan.name})")
 
 
@@ -255,6 +259,31 @@ def _bridge_info(ipr: IPRoute, plan: NetPlan, net_rundir: Path | None) -> tuple[
     return idx, link.get("IFLA_MTU"), primary
 
 
+def _claim_static(plan: NetPlan, bridge_addr: IPv4Interface, lxcpath: Path, state: HostNetState) -> None:
+    """Static addresses on the bridge's subnet enter the host-wide table (ipam.claim), so no
+    'auto' address lands on them and no other running container holds them."""
+    mine = [s.interface for s in plan.ipv4 if s.interface.ip in bridge_addr.network]
+    if not mine:
+        return
+    from lxctools.paths import Layout, default_rundir
+    from lxctools.runstate import read_runstate
+    from lxctools.state import State
+
+    def is_running(other_lxcpath: str, name: str) -> bool:
+        return read_runstate(Layout(other_lxcpath, default_rundir()), name).state is not State.STOPPED
+
+    lease = LeaseState(str(lxcpath), str(bridge_addr), plan.container_name)
+    for interface in mine:
+        try:
+            ipam.claim(lxcpath, bridge_addr, plan.container_name, interface, is_running)
+        except PylError as err:
+            err.message = f"{plan.key('ipv4.address')}: {err.message}"
+            err.args = (err.message,)
+            raise
+        if lease not in state.leases:
+            state.leases.append(lease)
+
+
 def _kind(link: Any) -> str | None:
     info = link.get("IFLA_LINKINFO")
     return info.get("IFLA_INFO_KIND") if info else None
@@ -278,6 +307,8 @@ def _setup_veth(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState,
             address = ipam.allocate(lxcpath, bridge_addr, plan.container_name)
             state.leases.append(LeaseState(str(lxcpath), str(bridge_addr), plan.container_name))
             state.auto_ipv4[str(plan.index)] = str(address)
+    if bridge_addr is not None and lxcpath is not None:
+        _claim_static(plan, bridge_addr, lxcpath, state)
 
     # As LXC: without an explicit MTU both ends take the bridge's, so the bridge MTU never drops.
     mtu = plan.mtu or bridge_mtu

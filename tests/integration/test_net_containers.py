@@ -214,3 +214,23 @@ def test_pyroute2_leaves_with_the_netlink_worker_and_stop_needs_none(pyl):
         if not os.path.exists(f"/proc/{supervisor}"):
             break
         time.sleep(0.02)
+
+
+def test_a_static_address_is_one_containers_while_it_runs(pyl):
+    # The bridge's own address, or one a running container holds, would break both: refused.
+    for name in ("n1", "n2"):
+        pyl.ok("create", "-n", name, "-t", "busybox")
+    gw = pyl("start", "-n", "n1", "-s", "lxc.net.0.ipv4.address=", "-s", "lxc.net.0.ipv4.address=10.0.7.1/24")
+    assert gw.returncode == 78 and "bridge's own address" in gw.stderr, gw.stderr
+    static = ["-s", "lxc.net.0.ipv4.address=", "-s", "lxc.net.0.ipv4.address=10.0.7.240/24"]
+    pyl.ok("start", "-n", "n1", *static)
+    clash = pyl("start", "-n", "n2", *static)
+    assert clash.returncode == 71 and "in use by container n1" in clash.stderr, clash.stderr
+    assert pyl.ok("info", "-n", "n2", "-s", "-H").stdout == "STOPPED\n"
+    pyl.ok("stop", "-n", "n1", "-k")
+    deadline = time.monotonic() + 3  # the address is free once the stop's release is done
+    while pyl("start", "-n", "n2", *static).returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert addr(pyl, "n2") == "10.0.7.240"
+    pyl.ok("stop", "-n", "n2", "-k")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface, IPv6Network
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -203,6 +204,34 @@ def test_ipam_two_lxcpaths_on_one_bridge_never_share_an_address(tmp_path) -> Non
     assert ipam.allocate(two, "10.9.0.1/28", "c0") == got[0]  # and back to its owner on restart
     table = ipam.host_table_path(IPv4Interface("10.9.0.1/28"))
     assert str(table).startswith(os.environ["PYL_RUNDIR"])  # never the host's /run/pyl in a test
+
+
+def test_ipam_static_addresses_are_held_while_their_container_runs(tmp_path) -> None:
+    from lxctools.errors import ConfigError, StartError
+    cidr = "10.9.0.1/28"  # pool .8-.14
+    running = {("/srv/a", "web")}
+    is_running = lambda lxcpath, name: (lxcpath, name) in running  # noqa: E731
+    for i in range(8, 15):  # every pool address but .12 is someone's static one
+        if i != 12:
+            ipam.claim(Path("/srv/a"), cidr, f"s{i}", IPv4Interface(f"10.9.0.{i}/28"), is_running)
+    assert ipam.allocate(tmp_path, cidr, "auto1") == IPv4Interface("10.9.0.12/28")
+    ipam.release(Path("/srv/a"), cidr, "s9")   # stopped: its static address is free again
+    assert ipam.allocate(tmp_path, cidr, "auto2") == IPv4Interface("10.9.0.9/28")
+
+    with pytest.raises(ConfigError, match="bridge's own address"):
+        ipam.claim(tmp_path, cidr, "x", IPv4Interface("10.9.0.1/28"), is_running)
+    ipam.claim(Path("/srv/a"), cidr, "web", IPv4Interface("10.9.0.3/28"), is_running)
+    with pytest.raises(StartError, match="in use by container web of /srv/a"):
+        ipam.claim(tmp_path, cidr, "other", IPv4Interface("10.9.0.3/28"), is_running)
+    running.clear()  # web died without a release (a crash): its entry is taken over
+    ipam.claim(tmp_path, cidr, "other", IPv4Interface("10.9.0.3/28"), is_running)
+    # a container's own static address survives its auto allocation on another interface
+    ipam.claim(tmp_path, cidr, "both", IPv4Interface("10.9.0.4/28"), is_running)
+    ipam.release(tmp_path, cidr, "auto1")
+    ipam.allocate(tmp_path, cidr, "both")
+    with pytest.raises(StartError, match="in use by container both"):
+        running.add((str(tmp_path), "both"))
+        ipam.claim(tmp_path, cidr, "late", IPv4Interface("10.9.0.4/28"), is_running)
 
 
 def test_import_net_does_not_import_pyroute2() -> None:

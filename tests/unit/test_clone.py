@@ -196,6 +196,27 @@ def test_copy_tree_keeps_links_modes_devices_and_owners(tmp_path):
             pass  # tmpfs without user xattrs
 
 
+def test_copy_tree_keeps_holes(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    image = src / "disk.img"
+    with open(image, "wb") as f:  # 64 MiB: data at 0, at 32 MiB and in the last byte, holes between
+        f.write(b"head")
+        f.seek(32 << 20)
+        f.write(b"middle" * 1000)
+        f.seek((64 << 20) - 1)
+        f.write(b"!")
+    (src / "empty-sparse").open("wb").truncate(8 << 20)   # a hole only
+    if os.stat(image).st_blocks * 512 >= 64 << 20:
+        pytest.skip("this file system does not make sparse files")
+    clone.copy_tree(src, tmp_path / "dst")
+    copied = tmp_path / "dst" / "disk.img"
+    assert copied.read_bytes() == image.read_bytes()
+    assert os.stat(copied).st_blocks <= os.stat(image).st_blocks + 64  # holes stayed holes
+    hole = tmp_path / "dst" / "empty-sparse"
+    assert os.stat(hole).st_size == 8 << 20 and os.stat(hole).st_blocks == 0
+
+
 def test_copy_tree_refuses_existing_target(tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "dst").mkdir()

@@ -263,7 +263,7 @@ class Container:
             try:
                 with other.lock("destroy"):
                     if other.is_defined():  # a clone's snapshot is also our clone: gone with it
-                        other._destroy_locked(force=True, snapshots=True, source_held=me)
+                        other._destroy_locked(force=force, snapshots=True, source_held=me)
             except PylError as err:
                 if not err.message.startswith(f"{other.name}: "):  # the lock's own message names it
                     err.message = f"{kind} {other.name}: {err.message}"

@@ -259,6 +259,11 @@ class Container:
         if snapshots:
             snaps_layout = Layout(snaps, self.layout.rundir)
             doomed += [("snapshot", Container(name, snaps_layout)) for name in list_container_names(snaps_layout)]
+        running = [(kind, other) for kind, other in doomed if not force and other.runstate().state is not State.STOPPED]
+        if running:  # refused before any of them is gone
+            kind, other = running[0]
+            raise WrongStateError(f"{kind} {other.name}: cannot destroy: container is {other.runstate().state}",
+                                  hint="stop it first, or use -f to stop and destroy it")
         for kind, other in doomed:
             try:
                 with other.lock("destroy"):

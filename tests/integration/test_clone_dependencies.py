@@ -103,10 +103,12 @@ def test_a_clone_that_cannot_go_is_named(pyl):
 def test_destroy_s_stops_a_running_clone_only_with_f(pyl):
     base, clone = f"{P}b", f"{P}s"
     pyl.ok("create", "-n", base, "-t", "busybox", "-f", NO_NET)
+    pyl.ok("copy", "-n", base, "-N", f"{P}a", "-s")  # listed first: still there after the refusal
     pyl.ok("copy", "-n", base, "-N", clone, "-s")
     pyl.ok("start", "-n", clone)
     r = pyl("destroy", "-n", base, "-s")
     assert r.returncode == 67 and f"clone {clone}: cannot destroy: container is RUNNING" in r.stderr, r.stderr
     assert pyl.ok("info", "-n", clone, "-s", "-H").stdout == "RUNNING\n"
+    assert (pyl.lxcpath / f"{P}a" / "config.toml").exists()
     pyl.ok("destroy", "-n", base, "-s", "-f")
     assert sorted(os.listdir(pyl.lxcpath)) == []

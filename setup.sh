@@ -24,6 +24,11 @@ install_debs() {
     # the tests look at the host with these (pyl itself does not shell out to them)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     command -v ps >/dev/null 2>&1 || missing+=(procps)
+    if [ "${1:-}" = test ]; then
+        # the attack probes of tests/integration/test_security_attacks.py are static C programs
+        command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+        [ -n "$(find /usr/lib -name libc.a -print -quit 2>/dev/null)" ] || missing+=(libc6-dev)
+    fi
     # Debian's python3 is the interpreter pyl prefers (pick_python); its venv is a package
     if [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
         missing+=(python3-venv)
@@ -93,7 +98,7 @@ case "${1:-demo}" in
         pyl-attach -n demo -- echo hello world
         pyl-ls --fancy ;;
     test)
-        need_root; install_debs; install_python "[test]"
+        need_root; install_debs test; install_python "[test]"
         shift || true
         exec "$venv/bin/python" -m pytest -q "$@" ;;
     *)

@@ -50,8 +50,17 @@ def drop_supervisor_signals() -> None:
     """First thing in a process forked from the supervisor (a start's first child, an attached
     process, the netlink worker): its wakeup fd goes (the fd is about to be closed) and its
     handlers too (they would run the supervisor's code here). SIGPIPE and SIGXFSZ return to
-    their default as well: CPython ignores them, and an ignored signal survives exec."""
+    their default as well: CPython ignores them, and an ignored signal survives exec.
+
+    The process is also made non-dumpable, inherited by what it forks and reset by execve:
+    such a fork carries the supervisor's memory (every container's console scrollback), its
+    environment and the host's python as /proc/PID/exe, and some of them become visible in a
+    container's PID namespace before they exec (an attached command; pyl-execute's init, which
+    never execs). Non-dumpable, their /proc/PID/{exe,environ,maps,mem,fd/N,cwd,root} and ptrace
+    need CAP_SYS_PTRACE, which the default config drops (CVE-2019-5736, CVE-2016-9962)."""
     import signal
+    from lxctools.kernel import ns
+    ns.set_dumpable(False)
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)

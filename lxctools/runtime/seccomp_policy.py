@@ -317,16 +317,16 @@ open_by_handle_at errno 1
 init_module errno 1
 finit_module errno 1
 delete_module errno 1
-# CAP_SYS_ADMIN of a root container is enough to load BPF tracing programs and to
-# open perf events on the host kernel and every host process.
+# CAP_BPF with CAP_PERFMON (or CAP_SYS_ADMIN) of a root container is enough to load BPF
+# tracing programs and to open perf events on the host kernel and every host process.
 bpf errno 1
 perf_event_open errno 1
 # Keyrings are not namespaced: root in a root container owns the host root's keys.
 keyctl errno 1
 add_key errno 1
 request_key errno 1
-# userfaultfd stretches kernel race windows for exploits; root keeps the
-# CAP_SYS_PTRACE that vm.unprivileged_userfaultfd=0 is meant to require.
+# userfaultfd stretches kernel race windows for exploits; a container that keeps
+# CAP_SYS_PTRACE passes the check vm.unprivileged_userfaultfd=0 is meant to make.
 userfaultfd errno 1
 """
 

@@ -31,6 +31,19 @@ DEFAULT_CAP_DROP: frozenset[str] = frozenset({
     # Without AppArmor nothing else stops root with sys_admin from remounting /proc/sys or /sys
     # read-write, unmounting the masks, or mounting a fresh procfs (see configs/common.toml).
     "sys_admin",
+    # CVE-2019-5736, CVE-2016-9962: a process entering a running container (pyl-attach's, the
+    # init of pyl-execute, which never execs) is a fork of the host's supervisor: host python
+    # as /proc/PID/exe, the supervisor's memory (other containers' console scrollback) and
+    # environment, host fds (the cgroup2 directory it is born in, a way out of the root),
+    # full capabilities and no seccomp until it confines itself. It is made non-dumpable,
+    # which keeps root inside away from it only without CAP_SYS_PTRACE. LXC leaves this to
+    # AppArmor, which pyl does not have. Tracing the container's own processes needs no
+    # capability.
+    "sys_ptrace",
+    # BPF tracing programs (bpf_probe_read_kernel, bpf_probe_write_user) and perf events on
+    # the host kernel and every host process; with sys_admin gone these two grant exactly that.
+    # The default seccomp policy denies bpf and perf_event_open as well.
+    "bpf", "perfmon",
     # Audit is host-wide: rules/enable (control) and the host's audit stream (read).
     # audit_write stays: login, sshd and su write audit records and fail hard without it.
     "audit_control", "audit_read",
@@ -44,8 +57,6 @@ DEFAULT_CAP_DROP: frozenset[str] = frozenset({
 #   restarts or stops); busybox/systemd reboot and poweroff need it. kexec, the host-wide part,
 #   is denied by the default seccomp policy.
 # - sys_pacct: BSD process accounting is per pid namespace.
-# - bpf, perfmon: CAP_SYS_ADMIN (kept: containers mount) implies both, so dropping them alone
-#   changes nothing; the default seccomp policy denies bpf and perf_event_open instead.
 
 CAP_KEYS = ("lxc.cap.drop", "lxc.cap.keep")
 ELEVATED_PRIVILEGES = frozenset({"CAP", "CGROUP", "LSM"})  # lxc-attach -e names

@@ -79,7 +79,7 @@ def test_create_destroy_v1(tmp_path, writes):
     assert (tmp_path / "v1/memory/pyl.payload.c1/memory.limit_in_bytes").read_text() == "64M"
     assert (tmp_path / "v1/pids/pyl.payload.c1/pids.max").read_text() == "20"
     dev = [(Path(p).name, v) for p, v in writes if "/devices/" in p]
-    assert dev[0] == ("devices.deny", "a") and ("devices.allow", "c 136:* rwm") in dev and len(dev) == 13
+    assert dev[0] == ("devices.deny", "a") and ("devices.allow", "c 136:* rwm") in dev and len(dev) == 12
 
     cg.attach(plan, 4242)
     assert all((Path(d.path) / "cgroup.procs").read_text() == "4242" for d in plan.dirs)

@@ -74,6 +74,17 @@ def test_default_policy_is_lxc_common_plus_hardening() -> None:
     assert DEFAULT_POLICY.startswith("2\ndenylist\n")
 
 
+def test_shipped_common_seccomp_is_the_default_policy() -> None:
+    # configs/common.seccomp is what every default container loads (common.toml names it), so
+    # it must deny everything the built-in default does. It used to carry only LXC's five
+    # rules: keyctl, bpf, perf_event_open, userfaultfd... reached the host kernel.
+    from pathlib import Path
+    shipped = Path(__file__).resolve().parents[2] / "configs" / "common.seccomp"
+    plan = load_policy(str(shipped))
+    assert plan.default_action == default_plan().default_action
+    assert set(plan.rules) == set(default_plan().rules)
+
+
 # --- version 1 ---------------------------------------------------------------------------------
 
 def test_v1_allowlist_of_numbers() -> None:

@@ -75,16 +75,18 @@ def test_auto_ipv4_address_is_accepted_by_the_key_table() -> None:
 
 def test_common_matches_lxc_common_conf() -> None:
     common = load(CONFIGS / "common.toml")
-    # LXC's list, plus sys_admin and host-wide facilities (no AppArmor fences them in)
+    # LXC's list, plus sys_admin, sys_ptrace, bpf, perfmon and host-wide facilities (no AppArmor
+    # fences them in)
     assert common["lxc.cap.drop"] == ["mac_admin mac_override sys_time sys_module sys_rawio sys_admin "
-                                      "audit_control audit_read syslog wake_alarm block_suspend"]
+                                      "sys_ptrace bpf perfmon audit_control audit_read syslog wake_alarm "
+                                      "block_suspend"]
     assert common["lxc.mount.auto"] == "proc:mixed sys:ro cgroup:mixed"
     assert common["lxc.pty.max"] == "1024"
     assert common["lxc.tty.max"] == "4"
     assert common["lxc.seccomp.profile"] == "common.seccomp"
     assert (CONFIGS / common["lxc.seccomp.profile"]).is_file()
     expected_allow = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
-                      "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                      "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm",
                       "c 10:229 rwm"]
     for version in ("cgroup", "cgroup2"):
         assert common[f"lxc.{version}.devices.deny"] == ["a"]

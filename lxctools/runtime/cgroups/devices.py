@@ -22,7 +22,8 @@ DEFAULT_DEVICE_RULES: tuple[tuple[str, str], ...] = (
     ("allow", "c 1:8 rwm"),    # random
     ("allow", "c 1:9 rwm"),    # urandom
     ("allow", "c 5:0 rwm"),    # tty
-    ("allow", "c 5:1 rwm"),    # console
+    # no c 5:1: that is the host's system console (a node made with mknod opens the admin's
+    # serial console); the container's /dev/console is a pty, c 136:N
     ("allow", "c 5:2 rwm"),    # ptmx
     ("allow", "c 136:* rwm"),  # pts
     ("allow", "c 10:229 rwm"), # fuse

@@ -11,7 +11,9 @@ not an interpreter start-up), with the caller's stdio passed over the socket:
           resolved inside the container (never a host path: CVE-2024-21626), re-applies the
           container's confinement and execs.
 Non-dumpable until exec keeps /proc/PID/exe and /proc/PID/fd out of the container's reach
-(CVE-2019-5736): the only host object the container could see is gone once exec happens.
+(CVE-2019-5736; only without CAP_SYS_PTRACE, which the default config drops): the only host
+object the container could see is gone once exec happens. A caller's terminal among its stdio
+is not handed in either: the child copies it through a pipe (see shield_terminals).
 """
 
 from __future__ import annotations
@@ -155,12 +157,136 @@ def _report_error(sock: socket.socket, err: BaseException) -> None:
     os._exit(1)
 
 
+@dataclass(frozen=True)
+class TerminalRelay:
+    """SOURCE copied to SINK by the attach child: the caller's terminal into the command's stdin
+    pipe, or the command's stdout/stderr pipe out to the caller's terminal (TO_TERMINAL).
+    INDEX: the command's stdio slot (0, 1, 2) the pipe stands in for."""
+
+    index: int
+    source: int
+    sink: int
+    to_terminal: bool
+
+
+def shield_terminals(stdio: tuple[int, int, int]) -> tuple[tuple[int, int, int], list[TerminalRelay]]:
+    """The command's stdio for the caller's STDIO, and the copies that the child makes for it.
+
+    A terminal of the caller is never given to the command: root in the container could reopen
+    it through /proc/PID/fd/N (c 136:* is on the device allow-list, and any devpts node opens)
+    and keep it once pyl-attach has returned: write to the user's terminal, read what they type
+    at their next prompt. That happens whenever stdin is not a terminal but stdout or stderr is
+    (``echo ls | pyl-attach -n c1 -- sh``), or with --no-pty. Each terminal becomes a pipe whose
+    other end stays with the child, outside the container's PID namespace. Other fds (files,
+    pipes, sockets) pass unchanged: byte-exact, as before. Every relay owns its two fds (a
+    close-on-exec dup of the terminal, its pipe end, non-blocking); the terminal's own flags
+    are left alone: they are shared with the caller's shell."""
+    command = list(stdio)
+    relays = []
+    for index, fd in enumerate(stdio):
+        if not os.isatty(fd):
+            continue
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        terminal = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+        if index == 0:
+            command[0] = read_end
+            os.set_blocking(write_end, False)
+            relays.append(TerminalRelay(0, terminal, write_end, to_terminal=False))
+        else:
+            command[index] = write_end
+            os.set_blocking(read_end, False)
+            relays.append(TerminalRelay(index, read_end, terminal, to_terminal=True))
+    return (command[0], command[1], command[2]), relays
+
+
+# After the command exits, what its pipes still hold goes out too, up to this much: a process
+# it left behind may write on forever.
+RELAY_DRAIN_LIMIT = 1 << 20
+
+
+def relay_until_exit(relays: list[TerminalRelay], child: int) -> int:
+    """Copy every relay until CHILD exits, then drain its output pipes; returns its wait status.
+
+    One buffer per direction (a read waits until the last one is written), so a command that
+    does not read its stdin never stalls its output. Writes to a terminal block (its flags are
+    the caller's); a terminal or a command that went away ends that relay only."""
+    import select
+    import signal
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # the command closed its stdin: EPIPE, not death
+    live = {relay.source: relay for relay in relays}
+    pending = {relay.source: b"" for relay in relays}
+
+    def drop(relay: TerminalRelay) -> None:
+        live.pop(relay.source, None)
+        for fd in (relay.source, relay.sink):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    try:
+        waiter: int | None = os.pidfd_open(child)
+    except (AttributeError, OSError):  # before Linux 5.3: look every 50 ms
+        waiter = None
+    status = None
+    while status is None:
+        readers = [source for source in live if not pending[source]]
+        writers = [live[source].sink for source in live if pending[source]]
+        ready_r, ready_w, _ = select.select(readers + ([waiter] if waiter is not None else []), writers, [],
+                                            None if waiter is not None else 0.05)
+        for relay in list(live.values()):
+            try:
+                if pending[relay.source] and relay.sink in ready_w:
+                    written = os.write(relay.sink, pending[relay.source])
+                    pending[relay.source] = pending[relay.source][written:]
+                elif relay.source in ready_r:
+                    data = os.read(relay.source, 65536)
+                    if data:
+                        pending[relay.source] = data
+                    else:  # EOF: the command closed its output, or ^D on the terminal
+                        drop(relay)
+            except BlockingIOError:
+                pass
+            except OSError:  # EIO: the terminal hung up; EPIPE: the command closed its stdin
+                drop(relay)
+        if waiter is None or waiter in ready_r:
+            pid, wait_status = os.waitpid(child, 0 if waiter is not None else os.WNOHANG)
+            if pid:
+                status = wait_status
+    if waiter is not None:
+        os.close(waiter)
+    for relay in list(live.values()):
+        if relay.to_terminal:
+            _drain(relay, pending[relay.source])
+        drop(relay)
+    return status
+
+
+def _drain(relay: TerminalRelay, data: bytes) -> None:
+    copied = 0
+    while True:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(relay.sink, view):]
+            if copied >= RELAY_DRAIN_LIMIT:
+                return
+            data = os.read(relay.source, 65536)
+        except OSError:  # BlockingIOError: nothing more for now; EIO: the terminal went away
+            return
+        if not data:
+            return
+        copied += len(data)
+
+
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
     from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
     drop_supervisor_signals()
     ns.set_dumpable(False)
+    relays: list[TerminalRelay] = []
     if spec.stdio is not None:
-        for target, fd in enumerate(spec.stdio):
+        stdio, relays = shield_terminals(spec.stdio)
+        for target, fd in enumerate(stdio):
             os.dup2(fd, target)
     elif spec.pty:
         null = os.open("/dev/null", os.O_RDWR)
@@ -170,7 +296,8 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     # Everything the grandchild needs after setns(mnt), when the host's Python stdlib and
     # libseccomp are out of reach, was loaded before the fork (spawn_attached).
     plan = spec.security_plan
-    close_other_fds({report.fileno(), *ns_fds.values()})
+    relay_fds = {fd for relay in relays for fd in (relay.source, relay.sink)}
+    close_other_fds({report.fileno(), *ns_fds.values(), *relay_fds})
     # The container's cgroups: v1 hierarchies by writing "0" to their `tasks` (this process is
     # single-threaded, so that moves all of it, without the global rwsem whose write side waits
     # for an RCU grace period); the cgroup2 directory by having the grandchild born in it
@@ -192,18 +319,27 @@ def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> N
     grandchild = cgroups.fork_in_v2(spec.cgroup_plan, cgroup_dir)
     if grandchild == 0:
         try:
+            for fd in relay_fds:  # the caller's terminals stay out here
+                os.close(fd)
             if late_cgroup_ns is not None:
                 ns.setns(late_cgroup_ns, ns.CLONE_NEWCGROUP)
                 os.close(late_cgroup_ns)
             _grandchild(spec, report, plan)
         except BaseException as err:
             _report_error(report, err)
+    if late_cgroup_ns is not None:
+        os.close(late_cgroup_ns)
+    for relay in relays:  # our copies of the command's ends: the pipes are the command's alone
+        os.close(relay.index)
     report.sendall(f"pid {grandchild}\n".encode())
     report.close()
     import signal
     # Forward what reaches us (pyl-attach signals the grandchild directly; this is a safety net).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, lambda s, _f: _kill(grandchild, s))
+    if relays:
+        code = os.waitstatus_to_exitcode(relay_until_exit(relays, grandchild))
+        os._exit(128 - code if code < 0 else code)
     while True:
         try:
             _, status = os.waitpid(grandchild, 0)

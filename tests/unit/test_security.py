@@ -59,6 +59,29 @@ def test_defaults_are_secure() -> None:
     assert plan.kept_caps(40) == ALL_CAPS - n(*DEFAULT_CAP_DROP)
 
 
+def test_default_drops_what_reaches_the_host_kernel_or_entering_processes() -> None:
+    # sys_ptrace: would let root inside read and trace the supervisor's non-dumpable forks
+    # that enter the container (pyl-attach, pyl-execute's init); bpf + perfmon: kernel tracing.
+    assert {"sys_ptrace", "bpf", "perfmon"} <= DEFAULT_CAP_DROP
+
+
+def test_common_toml_drops_the_same_capabilities_as_the_builtin_default() -> None:
+    import tomllib
+    common = tomllib.loads((Path(__file__).resolve().parents[2] / "configs" / "common.toml").read_text())
+    assert set(" ".join(common["lxc"]["cap"]["drop"]).split()) == DEFAULT_CAP_DROP
+
+
+def test_common_toml_keeps_the_host_console_out_of_the_device_allow_list() -> None:
+    # c 5:1 opened through a node made with mknod is the host's system console; the
+    # container's /dev/console is a pty (c 136:N).
+    import tomllib
+    common = tomllib.loads((Path(__file__).resolve().parents[2] / "configs" / "common.toml").read_text())
+    for version in ("cgroup", "cgroup2"):
+        allow = common["lxc"][version]["devices"]["allow"]
+        assert not any(rule.split()[:2] == ["c", "5:1"] for rule in allow), allow
+        assert "c 136:* rwm" in allow
+
+
 def test_cap_drop_string_and_lines() -> None:
     assert plan_security({"lxc.cap.drop": "sys_module mac_admin"}).cap_drop == {"sys_module", "mac_admin"}
     plan = plan_security({"lxc.cap.drop": ["sys_module  mac_admin", "\tSYS_TIME", "CAP_MKNOD 17"]})
@@ -284,3 +307,37 @@ def test_plan_is_frozen() -> None:
     assert isinstance(plan, SecurityPlan)
     with pytest.raises(AttributeError):
         plan.no_new_privs = True  # type: ignore[misc]
+
+
+# --- the caller's terminal and pyl-attach -----------------------------------------------------------
+
+def test_a_callers_terminal_reaches_the_command_only_through_a_pipe() -> None:
+    # Root in the container could reopen a terminal it is handed (/proc/PID/fd/N) and keep it
+    # after pyl-attach returns; pipes relayed by the attach child leave it nothing to keep.
+    import os
+    import pty
+    import select
+    from lxctools.runtime.attach import relay_until_exit, shield_terminals
+    master, slave = pty.openpty()
+    stdin_r, stdin_w = os.pipe()
+    stdio, relays = shield_terminals((stdin_r, slave, slave))
+    try:
+        assert stdio[0] == stdin_r                       # not a terminal: passed as it is
+        assert not os.isatty(stdio[1]) and not os.isatty(stdio[2])
+        assert [relay.index for relay in relays] == [1, 2]
+        child = os.fork()
+        if child == 0:
+            os.write(stdio[1], b"out;")
+            os.write(stdio[2], b"err;")
+            os._exit(3)
+        for fd in stdio[1:]:
+            os.close(fd)
+        status = relay_until_exit(relays, child)
+        assert os.waitstatus_to_exitcode(status) == 3
+        received = b""
+        while select.select([master], [], [], 0.2)[0]:
+            received += os.read(master, 1024)
+        assert sorted(received.split(b";")) == [b"", b"err", b"out"]
+    finally:
+        for fd in (master, slave, stdin_r, stdin_w):
+            os.close(fd)

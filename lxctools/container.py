@@ -609,7 +609,51 @@ def remove_tree(path: Path, must_be_under: Path) -> None:
         raise BusyError(f"refusing to delete {path}: something is mounted at {busy[0]}")
     # shutil.rmtree uses fd-relative, O_NOFOLLOW traversal (safe against symlink races).
     import shutil
-    shutil.rmtree(path)
+    try:
+        shutil.rmtree(path)
+    except PermissionError as err:
+        # Root in a container keeps CAP_LINUX_IMMUTABLE (as in LXC): files it made immutable or
+        # append-only (chattr +i, +a) refuse unlink, even to root here, until the flag goes.
+        if not _clear_locking_flags(path):
+            raise PylError(f"cannot delete {err.filename or path}: {err.strerror}") from err
+        try:
+            shutil.rmtree(path)
+        except OSError as again:
+            raise PylError(f"cannot delete {again.filename or path}: {again.strerror}") from again
+
+
+def _clear_locking_flags(path: Path) -> int:
+    """chattr -i -a on every directory and regular file under PATH, fd-relative and never
+    through a symlink (as rmtree walks); how many had one of those flags."""
+    import stat
+    from lxctools.kernel.inodeflags import FS_APPEND_FL, FS_IMMUTABLE_FL, get_flags, set_flags
+    locking = FS_IMMUTABLE_FL | FS_APPEND_FL
+    cleared = 0
+
+    def clear(fd: int) -> None:
+        nonlocal cleared
+        try:
+            flags = get_flags(fd)
+            if flags & locking:
+                set_flags(fd, flags & ~locking)
+                cleared += 1
+        except OSError:
+            pass  # a file system without inode flags, or one we may not change
+
+    for _folder, _dirs, files, dir_fd in os.fwalk(path, follow_symlinks=False):
+        clear(dir_fd)
+        for name in files:
+            try:
+                if not stat.S_ISREG(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    continue  # devices, fifos, sockets: opening one could do something
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+            except OSError:
+                continue
+            try:
+                clear(fd)
+            finally:
+                os.close(fd)
+    return cleared
 
 
 DESTROYING = ".destroying-"  # .NAME.destroying-PID: a container folder on its way out

@@ -4,6 +4,7 @@ may be destroyed once no clone needs it, and never while one does."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 
 from tests.conftest import NO_NET, requires_busybox, requires_root
@@ -112,3 +113,18 @@ def test_destroy_s_stops_a_running_clone_only_with_f(pyl):
     assert (pyl.lxcpath / f"{P}a" / "config.toml").exists()
     pyl.ok("destroy", "-n", base, "-s", "-f")
     assert sorted(os.listdir(pyl.lxcpath)) == []
+
+
+def test_destroy_removes_immutable_and_append_only_files(pyl):
+    # Root in a container keeps CAP_LINUX_IMMUTABLE: chattr +i / +a inside is ordinary. Destroy
+    # ended in "internal error" and left the hidden .NAME.destroying-PID folder behind.
+    name = f"{P}i"
+    pyl.ok("create", "-n", name, "-t", "busybox", "-f", NO_NET)
+    rootfs = pyl.lxcpath / name / "rootfs"
+    (rootfs / "var" / "locked").mkdir(parents=True)
+    (rootfs / "var" / "locked" / "file").write_text("x")
+    (rootfs / "var" / "log.txt").write_text("log")
+    for flags, path in (("+i", "var/locked/file"), ("+i", "var/locked"), ("+a", "var/log.txt")):
+        subprocess.run(["chattr", flags, str(rootfs / path)], check=True)
+    pyl.ok("destroy", "-n", name)
+    assert os.listdir(pyl.lxcpath) == []

@@ -238,7 +238,7 @@ def start_container(req: StartRequest) -> Started:
         for _, slave in tty_pairs:
             os.close(slave)
         reader = parent_sock.makefile("rb")
-        line = reader.readline().decode().strip()
+        line = _line(reader)
         if not line.startswith("pid "):
             os.waitpid(first, 0)
             first = None
@@ -249,7 +249,7 @@ def start_container(req: StartRequest) -> Started:
         _, status = os.waitpid(first, 0)
         first = None
         if status != 0:
-            line = reader.readline().decode().strip()
+            line = _line(reader)
             raise _child_error(line) if line else StartError("moving init into its cgroup failed")
         # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
         # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
@@ -280,15 +280,15 @@ def start_container(req: StartRequest) -> Started:
         log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
         # hooks run now, between the container's setup and its init, as in LXC.
-        line = reader.readline().decode().strip()
+        line = _line(reader)
         if line == "ready":
             log.debug("start", f"{req.name}: setup done, start-host hooks, exec")
             run_hooks(values, "start-host", name=req.name, config_file=req.config_file,
                       extra_env={**hook_env_base, "LXC_PID": str(pid)})
             parent_sock.sendall(b"exec\n")
-            rest = reader.read().decode().strip()
+            rest = _rest(reader)
         else:
-            rest = line + reader.read().decode().strip()
+            rest = line + _rest(reader)
         if rest:
             raise _child_error(rest)
         from lxctools.runstate import process_starttime
@@ -351,8 +351,31 @@ def _reported_error(sock: socket.socket, reader: Any) -> StartError | None:
     import select
     if not select.select([sock], [], [], 0.05)[0]:
         return None
-    line = reader.readline().decode().strip()
+    line = _line(reader)
     return _child_error(line) if line.startswith("error") else None
+
+
+# A child that exits with our "net" or "exec" still unread in its socket resets the connection
+# (unix stream sockets): once what it wrote before exiting has been read, the next read fails
+# with ECONNRESET instead of returning EOF. That is the end of what it said, not a failure.
+def _line(reader: Any) -> str:
+    try:
+        return reader.readline().decode(errors="replace").strip()
+    except ConnectionResetError:
+        return ""
+
+
+def _rest(reader: Any) -> str:
+    chunks = []
+    while True:
+        try:
+            chunk = reader.read1(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace").strip()
 
 
 def _create_cgroup(cgroups: Any, values: Mapping[str, Any], name: str, layout: Any) -> Any:

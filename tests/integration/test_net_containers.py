@@ -56,8 +56,8 @@ def test_two_containers_reach_each_other_and_the_host(pyl):
     # retry until the listener is up (bounded: 20 tries)
     pyl.ok("attach", "-n", "n1", "--", "sh", "-c",
            f"for i in $(seq 20); do echo hello-over-tcp | nc -w 2 {b} 7777 && exit 0; sleep 0.25; done; exit 1")
-    out, _ = server.communicate(timeout=10)
-    assert b"hello-over-tcp" in out
+    out, err = server.communicate(timeout=10)
+    assert b"hello-over-tcp" in out, (server.returncode, err)
     rows = {r["name"]: r for r in json.loads(pyl.ok("ls", "--json").stdout)}
     assert rows["n1"]["ipv4"] == [a] and "eth0" in rows["n1"]["interface"]
     # without the INTERFACE column the addresses come from one dump (netinfo.addresses)

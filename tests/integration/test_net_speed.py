@@ -1,14 +1,12 @@
-"""Timings of the network path of a start, and the netns-reading strategy behind interfaces_of.
-
-Run with ``-s`` to see the numbers. Bounds are generous (a slow CI VM must pass); the point is to
-catch a regression by an order of magnitude, e.g. pyroute2 sneaking into an import path.
+"""The network path of a start, and the netns-reading strategy behind interfaces_of, with their
+timings printed (run with ``-s``). No assertion is on a time: a loaded CI machine must not fail
+them (bench/ is where speed is judged); pyroute2 kept off the import paths is checked
+structurally in tests/unit/test_netplan.py and tests/unit/test_startup.py.
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
@@ -48,7 +46,6 @@ def test_setup_and_configure_one_veth(no_link_leaks) -> None:
             finally:
                 c.close()
         print(f"\nsetup_host median {_median_ms(host_t)} ms, configure_inside median {_median_ms(inside_t)} ms")
-        assert statistics.median(host_t) + statistics.median(inside_t) < 0.25
     finally:
         br.close()
 
@@ -72,9 +69,3 @@ def test_netns_read_strategies() -> None:
     finally:
         c.close()
 
-
-def test_import_net_is_cheap() -> None:
-    code = "import time; t=time.perf_counter(); import lxctools.runtime.net; print(time.perf_counter()-t)"
-    took = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-    print(f"\nimport lxctools.runtime.net: {took * 1000:.1f} ms")
-    assert took < 0.15

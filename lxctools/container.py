@@ -54,12 +54,12 @@ class Container:
 
     def is_defined(self) -> bool:
         """A container exists once its folder holds a config and no creation is in progress."""
-        if self.layout.config_file_path(self.name) is None:
-            return False
         if self.is_partial():
+            # Also without a config yet: a create or copy killed before writing it leaves
+            # nothing else that would ever remove the folder.
             self.reap_partial()
             return False
-        return True
+        return self.layout.config_file_path(self.name) is not None
 
     def require_defined(self) -> None:
         if not self.is_defined():
@@ -148,6 +148,9 @@ class Container:
                     if rootfs_dir:
                         os.makedirs(os.path.dirname(rootfs), exist_ok=True)
                     os.mkdir(rootfs, 0o755)
+                    # mkdir's mode goes through the umask: a cron job's 077 would make the
+                    # container's / 0700, and every user but root inside could open nothing.
+                    os.chmod(rootfs, 0o755)
                 cfg = base
                 cfg.expand_hwaddr()
                 if cfg.get("lxc.rootfs.path") in (None, ""):
@@ -187,14 +190,19 @@ class Container:
         remove everything if the body fails; the marker goes once the body succeeded. A crash
         leaves the marker unlocked, so the next look at the name reaps the half-made folder."""
         import fcntl
-        os.makedirs(self.layout.lxcpath_str, mode=0o755, exist_ok=True)
+        try:
+            os.makedirs(self.layout.lxcpath_str, mode=0o755, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise NotFoundError(f"the lxcpath {self.layout.lxcpath_str} is not a directory "
+                                "(a file is in its way)") from None
         folder = self.layout.container_path(self.name)
-        with self.lock("create"):
+        with self.lock("create"), _CleanupOnTermination():
             if self.is_partial():
                 self.reap_partial(holding_lock=True)
             if os.path.lexists(folder):
+                # Named: for pyl-copy the name on the command line is the source's.
                 if self.layout.config_file_path(self.name) is not None:
-                    raise AlreadyExistsError("container already exists")
+                    raise AlreadyExistsError(f"{self.name}: container already exists")
                 raise AlreadyExistsError(f"{folder} exists but is not a container; remove it or pick another name")
             os.mkdir(folder, 0o770)
             marker = os.path.join(folder, PARTIAL_MARKER)
@@ -245,7 +253,8 @@ class Container:
                                       hint="stop it first, or use -f to stop and destroy it")
             self._stop_locked(kill=True, timeout=10)
         snaps = self.dir / "snaps"
-        if snaps.is_dir() and any(snaps.iterdir()) and not snapshots:
+        # Snapshots, not what a pyl-snapshot killed halfway left (listing them reaps those).
+        if snaps.is_dir() and list_container_names(Layout(snaps, self.layout.rundir)) and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
         me = dependents.pair(self.layout.lxcpath_str, self.name)
         clones = dependents.live_clones(self.dir)
@@ -446,6 +455,11 @@ class Container:
         if not rs.state.allows("cgroup") or not rs.pid:
             self.require_defined()
             raise WrongStateError(f"'{self.layout.lxcpath_str}:{self.name}' is not running")
+        if value is not None and key.strip() in PROCESS_FILES:
+            # A PID written there may be any host process, pid 1 included: the container's
+            # stop then SIGKILLs it with everything else in its cgroup.
+            raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
+                             hint="start the process inside with pyl-attach")
         plan = self.cgroup_plan(rs)
         if value is None:
             return cgroups.read_value(plan, key)
@@ -656,6 +670,38 @@ def _clear_locking_flags(path: Path) -> int:
     return cleared
 
 
+PROCESS_FILES = frozenset({"cgroup.procs", "cgroup.threads"})  # writing one moves a process in
+
+
+class _CleanupOnTermination:
+    """While a container is being built, SIGTERM and SIGHUP raise errors.Terminated, so the
+    `except BaseException` cleanups run (the template killed, the folder removed) instead of
+    the default action ending the process with both left behind. A signal the caller ignores
+    (nohup) stays ignored; after the first, both are ignored until the cleanup is done."""
+
+    def __enter__(self) -> None:
+        import _signal  # not signal: it imports enum
+        from lxctools.errors import Terminated
+
+        def terminate(signum: int, _frame: object) -> None:
+            for sig in self.previous:
+                _signal.signal(sig, _signal.SIG_IGN)
+            raise Terminated(signum)
+
+        self.previous: dict[int, object] = {}
+        for sig in (_signal.SIGTERM, _signal.SIGHUP):
+            try:
+                if _signal.getsignal(sig) == _signal.SIG_DFL:
+                    self.previous[sig] = _signal.signal(sig, terminate)
+            except ValueError:  # not the main thread
+                pass
+
+    def __exit__(self, *_: object) -> None:
+        import _signal
+        for sig, handler in self.previous.items():
+            _signal.signal(sig, handler)
+
+
 DESTROYING = ".destroying-"  # .NAME.destroying-PID: a container folder on its way out
 
 
@@ -752,7 +798,11 @@ def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
 
 
 def list_container_names(layout: Layout) -> list[str]:
-    """Defined containers under the lxcpath, sorted bytewise like lxc-ls."""
+    """Defined containers under the lxcpath, sorted bytewise like lxc-ls. A folder whose name
+    no pyl command accepts ('bad name', 'a<newline>b', '-x': made by hand) is no container of
+    pyl's: listed, it would split `for c in $(pyl-ls)` and stop pyl-autostart at its name. A
+    half-made one (partial, its creator gone) is removed on the way, as any look at it does."""
+    from lxctools.names import is_valid_name
     names = []
     try:
         entries = os.scandir(layout.lxcpath_str)
@@ -760,10 +810,14 @@ def list_container_names(layout: Layout) -> list[str]:
         return []
     with entries:
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_dir():
+            if entry.name.startswith(".") or not entry.is_dir() or not is_valid_name(entry.name):
                 continue
             base = entry.path
             if os.path.exists(base + "/" + PARTIAL_MARKER):
+                try:
+                    Container(entry.name, layout).reap_partial()
+                except (OSError, PylError):
+                    pass  # not ours to remove (another user's lxcpath), or busy: listing goes on
                 continue
             if os.path.isfile(base + "/config.toml") or os.path.isfile(base + "/config"):
                 names.append(entry.name)

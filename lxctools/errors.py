@@ -106,3 +106,26 @@ class KernelError(PylError):
     def __init__(self, message: str, errno: int, *, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.errno = errno
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while pyl-create or pyl-copy builds a container (`timeout` in a cron
+    job, a closed ssh session): raised like Ctrl-C's KeyboardInterrupt, so the cleanup that
+    runs for Ctrl-C runs too (the template killed, the half-made folder removed) instead of
+    the process dying with both left behind. The driver exits 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def file_error(err: OSError, what: str) -> PylError:
+    """A file named on the command line (a pid file, a log) that cannot be opened, as the one
+    line and exit code README gives it: missing folder 66, permission 77, anything else 1."""
+    import errno
+    text = f"cannot open {what}: {err.strerror}"
+    if err.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFoundError(text)
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDeniedError(text)
+    return PylError(text)

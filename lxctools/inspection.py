@@ -148,10 +148,13 @@ def make_ref(name: str, init_pid: int, pids: Iterable[int], proc: str = "/proc")
 
 
 def classify(pid: int, cgroup_text: str | None, pidns: str | None,
-             refs: Iterable[ContainerRef]) -> tuple[str | None, ContainerRef | None]:
+             refs: Iterable[ContainerRef], *, foreign: bool = True) -> tuple[str | None, ContainerRef | None]:
     """(container name, its ref when known) for one process: cgroup membership first, then the pid
     namespace (a process that left the cgroup is still the container's), then a pyl.payload.NAME
-    cgroup of another lxcpath (named, but its namespace depth is unknown)."""
+    cgroup of another lxcpath (named, but its namespace depth is unknown). foreign=False leaves
+    that last one out when it bears the name of one of REFS: `pyl-ps -n a` means this lxcpath's
+    a, and another lxcpath's a (whose cgroup may well be pyl.payload.a while ours is
+    pyl.payload.a-1) is not it."""
     refs = list(refs)
     for ref in refs:
         if pid in ref.pids:
@@ -161,18 +164,20 @@ def classify(pid: int, cgroup_text: str | None, pidns: str | None,
             if ref.pidns == pidns and ref.level > 0:
                 return ref.name, ref
     other = payload_name_of_cgroup(cgroup_text) if cgroup_text else None
+    if other is not None and not foreign and any(ref.name == other for ref in refs):
+        other = None  # a namesake: ours would have matched by its cgroup or pid namespace
     return other, None
 
 
 def read_process(pid: int, refs: Iterable[ContainerRef], proc: str = "/proc",
-                 users: dict[int, str] | None = None) -> ProcessRow | None:
+                 users: dict[int, str] | None = None, *, foreign: bool = True) -> ProcessRow | None:
     """One process row, or None if it vanished while being read."""
     status_text = _read(f"{proc}/{pid}/status")
     stat_text = _read(f"{proc}/{pid}/stat")
     if status_text is None or stat_text is None:
         return None
     status = parse_status(status_text)
-    name, ref = classify(pid, _read(f"{proc}/{pid}/cgroup"), pidns_of(pid, proc), refs)
+    name, ref = classify(pid, _read(f"{proc}/{pid}/cgroup"), pidns_of(pid, proc), refs, foreign=foreign)
     nspids = parse_nspid(status) or (pid,)
     if ref is not None and len(nspids) > ref.level:
         nspid = nspids[ref.level]
@@ -197,7 +202,7 @@ def list_processes(refs: Iterable[ContainerRef], *, only: str = "all", names: It
     users: dict[int, str] = {}
     rows = []
     for pid in all_pids(proc):
-        row = read_process(pid, refs, proc, users)
+        row = read_process(pid, refs, proc, users, foreign=only != "names")
         if row is not None and keep_row(row.container, only, wanted):
             rows.append(row)
     return rows
@@ -289,10 +294,13 @@ def prefix_ps_output(text: str, owner: Mapping[int, str | None], *, only: str = 
     return "\n".join(out) + "\n"
 
 
-def owners(pids: Iterable[int], refs: Iterable[ContainerRef], proc: str = "/proc") -> dict[int, str | None]:
-    """PID -> container name (None for host processes), for prefixing ps's output."""
+def owners(pids: Iterable[int], refs: Iterable[ContainerRef], proc: str = "/proc", *,
+           foreign: bool = True) -> dict[int, str | None]:
+    """PID -> container name (None for host processes), for prefixing ps's output; foreign as
+    for classify."""
     refs = list(refs)
-    return {pid: classify(pid, _read(f"{proc}/{pid}/cgroup"), pidns_of(pid, proc), refs)[0] for pid in pids}
+    return {pid: classify(pid, _read(f"{proc}/{pid}/cgroup"), pidns_of(pid, proc), refs, foreign=foreign)[0]
+            for pid in pids}
 
 
 # ============================================================================ stats (pyl-top)

@@ -10,25 +10,33 @@ MAX_NAME_LENGTH = 64
 _ALLOWED_PUNCTUATION = frozenset("-_.")
 
 
+def shown(text: str) -> str:
+    """TEXT as an error line may carry it: a name with a newline would make the one-line error
+    two (a script reading stderr line by line sees a second error), and an escape sequence
+    would reach the admin's terminal. Control characters are shown escaped, as repr does."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def validate_name(name: str) -> str:
     """Return name if it is a usable container name, else raise InvalidNameError saying why."""
     if not name:
         raise InvalidNameError("container name is empty")
     if len(name.encode()) > MAX_NAME_LENGTH:
-        raise InvalidNameError(f"container name '{name[:20]}...' is longer than {MAX_NAME_LENGTH} bytes")
+        raise InvalidNameError(f"container name '{shown(name[:20])}...' is longer than {MAX_NAME_LENGTH} bytes")
     if "/" in name:
-        raise InvalidNameError(f"container name '{name}' contains '/'")
+        raise InvalidNameError(f"container name '{shown(name)}' contains '/'")
     if name in (".", ".."):
         raise InvalidNameError(f"'{name}' is not a valid container name")
     if name.startswith("-"):
-        raise InvalidNameError(f"container name '{name}' starts with '-'")
+        raise InvalidNameError(f"container name '{shown(name)}' starts with '-'")
     if name.startswith("."):
-        raise InvalidNameError(f"container name '{name}' starts with '.' (reserved for pyl's own files)")
+        raise InvalidNameError(f"container name '{shown(name)}' starts with '.' (reserved for pyl's own files)")
     for ch in name:
         if not (ch.isascii() and (ch.isalnum() or ch in _ALLOWED_PUNCTUATION)):
-            shown = "/" if ch == "/" else repr(ch)
             raise InvalidNameError(
-                f"container name '{name}' contains {shown}",
+                f"container name '{shown(name)}' contains {repr(ch)}",
                 hint="use letters, digits, '-', '_' and '.'",
             )
     return name

@@ -19,6 +19,7 @@ RCFILE = False
 
 
 def add_arguments(parser) -> None:
+    from lxctools.cli.driver import seconds
     action = parser.add_mutually_exclusive_group()
     action.add_argument("-r", "--reboot", action="store_true", help="reboot the running ones")
     action.add_argument("-s", "--shutdown", action="store_true", help="shut down the running ones")
@@ -28,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-A", "--ignore-auto", action="store_true", help="ignore lxc.start.auto")
     parser.add_argument("-g", "--groups", action="append", default=[], metavar="GROUPS",
                         help="comma-separated groups; an empty one is the NULL group (repeatable)")
-    parser.add_argument("-t", "--timeout", type=float, default=60.0, help="seconds before -s kills (default 60)")
+    parser.add_argument("-t", "--timeout", type=seconds, default=60.0, help="seconds before -s kills (default 60)")
 
 
 def run(args, ctx) -> int:

@@ -11,7 +11,9 @@ HELP = """Read or write a file of a running container's cgroup.
 A v1 key (CONTROLLER.FILE) goes to that controller's v1 hierarchy, a v2 key to the unified one; on a
 hybrid host a key v1 lacks is tried in the unified hierarchy. Differences from lxc-cgroup: the value
 is printed as the file holds it, without the extra blank line LXC adds; errors say which file and
-why (not running: exit 67, unknown controller or file: 66, kernel refusal: 1 with its reason)."""
+why (not running: exit 67, unknown controller or file: 66, kernel refusal: 1 with its reason);
+cgroup.procs and cgroup.threads are read-only here (a PID written there could be any host
+process, which the container's stop would then kill; start processes inside with pyl-attach)."""
 NEEDS_NAME = False
 OPTIONAL_NAME = True  # -n NAME, or the first positional as in LXC (handled in run)
 NAME_STATES = "cgroup"

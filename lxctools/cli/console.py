@@ -7,6 +7,7 @@ Type Ctrl-a q to detach (the container goes on), Ctrl-a Ctrl-a for a literal Ctr
 the prefix (-e '^b' or -e b). The console's recent output (ring buffer) is shown on connect."""
 NEEDS_NAME = True
 NAME_STATES = "console"
+RCFILE = "ignored"
 
 
 def add_arguments(parser) -> None:
@@ -17,7 +18,7 @@ def add_arguments(parser) -> None:
 def escape_code(text: str) -> int:
     from lxctools.errors import UsageError
     text = text.removeprefix("^")
-    if len(text) != 1 or not text.isalpha():
+    if len(text) != 1 or not (text.isascii() and text.isalpha()):  # Ctrl-é is no control code
         raise UsageError(f"invalid escape '{text}' (a letter, optionally written ^x)")
     return ord(text.lower()) - ord("a") + 1
 
@@ -34,7 +35,7 @@ def attach_console(ctx, container, *, tty: int, escape: str | None, until_stoppe
     from lxctools.monitor.client import connect
     from lxctools.terminal import EscapeFilter, proxy
 
-    prefix = escape_code(escape or "a")
+    prefix = escape_code("a" if escape is None else escape)  # -e '' is a typo, not Ctrl-a
     container.require_state("console")
     conn = connect(container.layout)
     reply = conn.request({"op": "console", "name": container.name, "tty": tty})

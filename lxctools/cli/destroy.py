@@ -12,6 +12,7 @@ A snapshot clone's own snapshots go with it under -s (lxc-destroy -s refuses a c
 some). Without -s, only clones that still exist count: a stale lxc_snapshots entry is ignored."""
 NEEDS_NAME = True
 NAME_STATES = "any"
+RCFILE = "ignored"
 
 
 def add_arguments(parser) -> None:

@@ -28,6 +28,19 @@ from lxctools.errors import ExitCode, PylError, UsageError
 SUPPRESS = "==SUPPRESS=="
 
 
+MAX_SECONDS = 2 ** 31 - 1  # ~68 years: any longer is a typo, and the kernel's timers overflow
+
+
+def seconds(text: str) -> float:
+    """The type of every -t/-d duration: a finite number of seconds (negative: forever, as
+    LXC's -1). inf, nan and 1e400 would reach a select() as a timeout it cannot take (the
+    supervisor's event loop among them), so they are a usage error here."""
+    value = float(text)
+    if not -MAX_SECONDS <= value <= MAX_SECONDS:  # also false for nan
+        raise ValueError(text)
+    return value
+
+
 def import_module(name: str):
     """importlib.import_module without importing the importlib package (~0.5 ms per command)."""
     __import__(name)
@@ -101,7 +114,8 @@ def build_parser(tool: str, module, factory=None):
         parser = factory()
     common = parser.add_argument_group("common options")
     if module.NEEDS_NAME or getattr(module, "OPTIONAL_NAME", False):
-        arg = common.add_argument("-n", "--name", help="container name (or give it as the first argument)")
+        arg = common.add_argument("-n", "--name", help=getattr(
+            module, "NAME_HELP", "container name (or give it as the first argument)"))
         arg.completer = _complete_names  # type: ignore[attr-defined]
     arg = common.add_argument("-P", "--lxcpath", help="container folder root (default: $PYL_LXCPATH, "
                               "the system config, /var/lib/pyl for root)")
@@ -112,14 +126,26 @@ def build_parser(tool: str, module, factory=None):
     else:
         parser.set_defaults(logfile=None, logpriority=None)
     common.add_argument("-q", "--quiet", action="store_true", help="print no error or info lines")
-    if getattr(module, "RCFILE", True):
+    rcfile = getattr(module, "RCFILE", True)
+    if rcfile == "ignored":
+        # LXC's common option, taken so that scripts written for lxc-* keep working; said
+        # plainly, since the tool acts on the running container or its stored config.
+        common.add_argument("--rcfile", help="accepted for LXC compatibility and ignored "
+                            "(the stored or running config is used)")
+    elif rcfile:
         common.add_argument("--rcfile", help="use FILE as the container's config instead of the stored one")
     common.add_argument("--debug", action="store_true", help="show a traceback on internal errors")
     common.add_argument("--version", action="version", version=__version__)
     module.add_arguments(parser)
     parser.set_defaults(_name_states=getattr(module, "NAME_STATES", None))
     if module.NEEDS_NAME and not getattr(module, "NO_POSITIONAL_NAME", False):
-        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=SUPPRESS)
+        # argparse hides a help only if it *is* argparse.SUPPRESS (an identity test): an equal
+        # string of ours would be printed, "NAME ==SUPPRESS==" in every tool's --help.
+        hidden = SUPPRESS
+        if factory is None:
+            import argparse  # loaded already: the parser above is argparse's
+            hidden = argparse.SUPPRESS
+        arg = parser.add_argument("positional_name", nargs="?", metavar="NAME", help=hidden)
         arg.completer = _complete_names  # type: ignore[attr-defined]
     return parser
 
@@ -149,6 +175,12 @@ def fill_closed_stdio() -> None:
             if opened != fd:
                 os.dup2(opened, fd)
                 os.close(opened)
+            # Python left sys.stdout (or stderr) None for the closed fd: every tool's write
+            # would be an AttributeError, exit 70. A stream over /dev/null drops it instead.
+            if fd == 1 and sys.stdout is None:
+                sys.stdout = open(1, "w", closefd=False)
+            elif fd == 2 and sys.stderr is None:
+                sys.stderr = open(2, "w", closefd=False)
 
 
 def run_tool(tool: str, argv: list[str] | None = None) -> int:
@@ -189,8 +221,9 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             if err.hint:
                 sys.stderr.write(f"{prog}: hint: {err.hint}\n")
         return int(err.exit_code)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as err:
+        # Ctrl-C, or SIGTERM/SIGHUP raised as Terminated where an operation must clean up
+        return 128 + getattr(err, "signum", 2)
     except BrokenPipeError:
         # `pyl-ls | head`: the reader left; not an error worth a traceback.
         try:
@@ -199,7 +232,7 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             pass
         return 0
     except OSError as err:
-        if err.errno not in _ENVIRONMENT_ERRNOS or debug:
+        if err.errno not in _ENVIRONMENT_ERRNOS and err.errno not in _PERMISSION_ERRNOS or debug:
             return _internal_error(prog, debug)
         # The host, not pyl: a full disk (the output redirected to one included), a read-only
         # file system, an I/O error. Said in one line, as any other failure.
@@ -208,13 +241,16 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             sys.stderr.write(f"{who}{err.strerror}" + (f": {err.filename}" if err.filename else "") + "\n")
         except OSError:
             pass
-        return int(ExitCode.FAILURE)
+        return int(ExitCode.PERMISSION if err.errno in _PERMISSION_ERRNOS else ExitCode.FAILURE)
     except Exception:
         return _internal_error(prog, debug)
 
 
 # OSErrors that are the host's condition, not a bug.
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+# ... of which these are README's "permission denied" (a user's lxcpath or run dir they may
+# not write, a file made immutable): exit 77, not "a bug in pyl".
+_PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
 def _internal_error(prog: str, debug: bool) -> int:
@@ -274,8 +310,12 @@ def make_layout(args: argparse.Namespace):
     system = load_system_config()
     lxcpath = args.lxcpath or system.lxcpath
     lxcpath = os.path.abspath(str(lxcpath).rstrip("/") or "/")
-    rundir = os.environ.get("PYL_RUNDIR") or getattr(system, "rundir", None)
-    return Layout(lxcpath=lxcpath, rundir=rundir if rundir else default_rundir())
+    rundir = os.environ.get("PYL_RUNDIR") or getattr(system, "rundir", None) or default_rundir()
+    if not os.path.isdir(rundir) and os.path.lexists(rundir):
+        # Every lock and state file is under it: a file there would be a traceback in each.
+        from lxctools.errors import NotFoundError
+        raise NotFoundError(f"the run dir {rundir} is not a directory (PYL_RUNDIR, lxc.rundir)")
+    return Layout(lxcpath=lxcpath, rundir=rundir)
 
 
 def _run(tool: str, module, args: argparse.Namespace, name: str | None) -> int:
@@ -288,6 +328,20 @@ def _run(tool: str, module, args: argparse.Namespace, name: str | None) -> int:
 def multicall(argv: list[str] | None = None) -> int:
     """`pyl TOOL ARGS...` — the same tools under one entry point."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] not in ("-h", "--help", "--version", "--list"):
+        return _multicall(argv)
+    fill_closed_stdio()  # `pyl --list >&-` in a cron job, as for every tool
+    try:
+        return _multicall(argv)
+    except BrokenPipeError:  # `pyl --help | head -1`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+
+
+def _multicall(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write("usage: pyl TOOL [ARGS...]\n\ntools:\n")
         for tool, mod in TOOLS.items():

@@ -6,6 +6,7 @@ HELP = """Freeze a running container (v2 cgroup.freeze or the v1 freezer; return
 Freezing a stopped container is an error (exit 67)."""
 NEEDS_NAME = True
 NAME_STATES = "freeze"
+RCFILE = "ignored"
 
 
 def add_arguments(parser) -> None:

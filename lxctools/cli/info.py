@@ -36,6 +36,10 @@ def humanize(n: int) -> str:
     return f"{n} bytes"
 
 
+# Every key --json has, stopped or running: a script reads info["ips"] without asking first.
+EMPTY = {"ips": [], "links": [], "cpu_ns": None, "blkio_bytes": None, "memory_bytes": None, "kmem_bytes": None}
+
+
 def gather(container, want_stats: bool, want_ips: bool) -> dict:
     from lxctools.container import live_info
     live = live_info(container.layout, [container.name], stats=want_stats, net=want_ips or want_stats)
@@ -120,7 +124,7 @@ def run(args, ctx) -> int:
     info = gather(container, want_stats=everything or args.stats, want_ips=everything or args.ips)
     if args.json:
         import json
-        out.write(json.dumps(info, indent=2) + "\n")
+        out.write(json.dumps({**info, **{k: v for k, v in EMPTY.items() if k not in info}}, indent=2) + "\n")
         return 0
     bare = args.no_humanize and sum(bool(s) for s in selectors) == 1
     lines: list[tuple[str, str]] = []

@@ -57,12 +57,14 @@ def run(args, ctx) -> int:
         names = [n for n in names if regex.search(n)]
 
     columns = LXC_DEFAULT
-    if args.fancy_format:
+    if args.fancy_format is not None:
         columns = [c.strip().upper() for c in args.fancy_format.split(",") if c.strip()]
+        if not columns:  # -F "$COLS" with COLS unset: a table of nothing, or bare names, hides it
+            raise UsageError("-F needs at least one column", hint=f"columns: {', '.join(c.lower() for c in ALL_COLUMNS)}")
         bad = [c for c in columns if c not in ALL_COLUMNS]
         if bad:
             raise UsageError(f"invalid column '{bad[0].lower()}' (columns: {', '.join(c.lower() for c in ALL_COLUMNS)})")
-    fancy = args.fancy or bool(args.fancy_format)
+    fancy = args.fancy or args.fancy_format is not None
     wanted = set(ALL_COLUMNS) if args.json else (set(columns) if fancy else set())
 
     state_filter = _state_filter(args)
@@ -169,6 +171,7 @@ def _fill_runtime(rows: list[dict], layout, net: str | bool, stats: bool) -> Non
             row["_ram"] = usage["memory_bytes"]
         if usage.get("swap_bytes") is not None:
             row["SWAP"] = f"{usage['swap_bytes'] / 1048576:.2f}MB"
+            row["_swap"] = usage["swap_bytes"]
         if usage.get("cpu_ns") is not None:
             row["CPU"] = f"{usage['cpu_ns'] / 1e9:.2f}s"
             row["_cpu"] = usage["cpu_ns"]
@@ -196,6 +199,8 @@ def _json_row(row: dict) -> dict:
             value = int(value) if str(value).isdigit() else None
         elif col == "RAM":
             value = row.get("_ram")
+        elif col == "SWAP":
+            value = row.get("_swap")  # bytes, as RAM: "0.00MB" is for people
         elif col == "CPU":
             value = row.get("_cpu")
         elif col == "GROUPS":

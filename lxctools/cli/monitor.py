@@ -12,6 +12,7 @@ OPTIONAL_NAME = True
 NAME_IS_PATTERN = True
 NAME_STATES = None
 RCFILE = False
+NAME_HELP = "regular expression the names must match (anchored; default .*)"
 
 
 def add_arguments(parser) -> None:

@@ -22,6 +22,7 @@ NAME_IS_PATTERN = True  # a comma list: validated name by name in run()
 NAME_STATES = "ps"
 TAKES_COMMAND = True
 RCFILE = False
+NAME_HELP = "only these containers (comma-separated names)"
 
 
 def add_arguments(parser) -> None:
@@ -115,6 +116,6 @@ def _run_ps(options: list[str], refs: list, only: str, names: list[str]) -> int:
         return proc.returncode
     index, end = inspect.pid_column(lines[0])
     pids = [p for p in (inspect.pid_of_line(line, index, end) for line in lines[1:]) if p is not None]
-    owner = inspect.owners(pids, refs)
+    owner = inspect.owners(pids, refs, foreign=only != "names")
     sys.stdout.write(inspect.prefix_ps_output(proc.stdout, owner, only=only, names=names))
     return proc.returncode

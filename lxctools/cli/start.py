@@ -40,30 +40,52 @@ def add_config_arguments(parser) -> None:
 
 def config_overrides(args) -> tuple[str | None, list[str]]:
     """(rcfile, -s overrides including the --share-* ones) from add_config_arguments' options."""
+    from lxctools.errors import UsageError
+    for pair in args.define:
+        # The command line's own shape (64), said before the supervisor reads the config; a
+        # key or value that is wrong stays a config error (78).
+        if not pair.partition("=")[0].strip() or "=" not in pair:
+            raise UsageError(f"-s {pair}: expected KEY=VALUE", hint="-s lxc.uts.name=web")
     overrides = list(args.define) + [f"lxc.namespace.share.{kind}={getattr(args, 'share_' + kind)}"
                                      for kind in SHARED_NAMESPACES if getattr(args, "share_" + kind)]
     return args.rcfile_short or args.rcfile, overrides
 
 
 def run(args, ctx) -> int:
+    import os
     import sys
     from lxctools.errors import UsageError
     if args.daemon and args.foreground:
         raise UsageError("-d and -F exclude each other")
     rcfile, overrides = config_overrides(args)
     if args.console_log:
-        overrides.append(f"lxc.console.logfile={args.console_log}")
-    container = ctx.container(args.name)
-    started, pid = container.start(rcfile=rcfile, overrides=overrides, command=args.command)
-    if not started:
-        if not ctx.quiet:
-            sys.stderr.write(f"{ctx.prog}: {args.name}: container is already running\n")
-        return 0
+        # The supervisor opens it, from its own working directory (/): a relative name is the
+        # caller's.
+        overrides.append(f"lxc.console.logfile={os.path.abspath(args.console_log)}")
+    pidfile = None
     if args.pidfile:
-        from lxctools.monitor.client import request
-        info = request(ctx.layout, {"op": "ping"})
-        with open(args.pidfile, "w") as f:
-            f.write(f"{info['pid']}\n")
+        # Before the start, as lxc-start: a pid file that cannot be written is a refusal with
+        # nothing started, not a traceback after the container runs.
+        try:
+            pidfile = open(args.pidfile, "a")
+        except OSError as err:
+            from lxctools.errors import file_error
+            raise file_error(err, f"the pid file '{args.pidfile}'") from None
+    container = ctx.container(args.name)
+    try:
+        started, pid = container.start(rcfile=rcfile, overrides=overrides, command=args.command)
+        if pidfile is not None:  # already running too: the file made above holds the truth
+            from lxctools.monitor.client import request
+            info = request(ctx.layout, {"op": "ping"})
+            pidfile.truncate(0)
+            pidfile.write(f"{info['pid']}\n")
+        if not started:
+            if not ctx.quiet:
+                sys.stderr.write(f"{ctx.prog}: {args.name}: container is already running\n")
+            return 0
+    finally:
+        if pidfile is not None:
+            pidfile.close()
     if args.foreground:
         from lxctools.cli.console import attach_console
         attach_console(ctx, container, tty=0, escape=None, until_stopped=True)

@@ -13,12 +13,14 @@ waiting for the kernel to free its network namespace; the veth's host end goes w
 ms later (the supervisor makes sure of it, and frees the address only then)."""
 NEEDS_NAME = True
 NAME_STATES = "stop"
+RCFILE = "ignored"
 
 
 def add_arguments(parser) -> None:
+    from lxctools.cli.driver import seconds
     parser.add_argument("-r", "--reboot", action="store_true", help="reboot the container")
     parser.add_argument("-W", "--nowait", action="store_true", help="send the signal and return")
-    parser.add_argument("-t", "--timeout", type=float, default=None, help="seconds to wait (-1 forever)")
+    parser.add_argument("-t", "--timeout", type=seconds, default=None, help="seconds to wait (-1 forever)")
     parser.add_argument("-k", "--kill", action="store_true", help="kill at once")
     parser.add_argument("--nokill", action="store_true", help="do not kill after the timeout")
     parser.add_argument("--nolock", action="store_true", help="accepted for LXC compatibility")

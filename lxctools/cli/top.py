@@ -23,7 +23,8 @@ HEAD2 = ("Name", "Used", "Sys", "User", "%", "Total(Read/Write)", "Used", "Used"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("-d", "--delay", type=float, default=3.0, metavar="SECS", help="seconds between refreshes (default 3)")
+    from lxctools.cli.driver import seconds
+    parser.add_argument("-d", "--delay", type=seconds, default=3.0, metavar="SECS", help="seconds between refreshes (default 3)")
     parser.add_argument("-s", "--sort", default="n", choices=list("ncbmskp"), help="sort key (default n)")
     parser.add_argument("-r", "--reverse", action="store_true", help="reverse the sort order")
     out = parser.add_mutually_exclusive_group()

@@ -5,13 +5,14 @@ from __future__ import annotations
 HELP = """Convert a container config between LXC format and TOML, or rewrite legacy LXC keys.
 
   pyl-update-config -c /var/lib/lxc/c1/config --to toml          print the TOML version
-  pyl-update-config -c /var/lib/lxc/c1/config --to toml -o config.toml
+  pyl-update-config -c /var/lib/lxc/c1/config --to toml -O config.toml
   pyl-update-config -c old.conf                 rewrite legacy keys in place (keeps old.conf.backup)
   pyl-update-config -n c1 --to lxc              print a pyl container's config in LXC format"""
 NEEDS_NAME = False
 OPTIONAL_NAME = True
 NAME_STATES = None
 RCFILE = False
+NAME_HELP = "a pyl container whose config to read (instead of -c)"
 
 
 def add_arguments(parser) -> None:
@@ -40,9 +41,17 @@ def run(args, ctx) -> int:
     text = convert_file(path, args.to)
     if args.output:
         tmp = f"{args.output}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.rename(tmp, args.output)
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.rename(tmp, args.output)
+        except OSError as err:
+            from lxctools.errors import file_error
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise file_error(err, f"'{args.output}' for writing") from None
     else:
         sys.stdout.write(text)
     return 0

@@ -7,13 +7,15 @@ HELP = """Wait until the container is in one of the states, e.g. -s 'RUNNING|FRO
 Unlike lxc-wait, a timeout is exact (not rounded to seconds) and has its own exit code."""
 NEEDS_NAME = True
 NAME_STATES = "any"
+RCFILE = "ignored"
 
 
 def add_arguments(parser) -> None:
+    from lxctools.cli.driver import seconds
     arg = parser.add_argument("-s", "--state", required=True, help="states separated by |")
     arg.completer = lambda prefix, **_: [s for s in ("STOPPED", "STARTING", "RUNNING", "STOPPING", "ABORTING",
                                                       "FREEZING", "FROZEN", "THAWED") if s.startswith(prefix.upper())]
-    parser.add_argument("-t", "--timeout", type=float, default=-1, help="seconds (-1: forever)")
+    parser.add_argument("-t", "--timeout", type=seconds, default=-1, help="seconds (-1: forever)")
 
 
 def run(args, ctx) -> int:

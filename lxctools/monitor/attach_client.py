@@ -14,6 +14,23 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
 
 
 def attach(layout, request: dict, *, pty: bool, pty_log: str | None) -> int:
+    log_fd = None
+    if pty_log and pty:
+        # Opened before the command starts: a log that cannot be written is said while
+        # nothing has run yet, not as a crash once the command runs inside.
+        try:
+            log_fd = os.open(pty_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            from lxctools.errors import file_error
+            raise file_error(err, f"the pty log '{pty_log}'") from None
+    try:
+        return _attach(layout, request, pty=pty, log_fd=log_fd)
+    finally:
+        if log_fd is not None:
+            os.close(log_fd)
+
+
+def _attach(layout, request: dict, *, pty: bool, log_fd: int | None) -> int:
     from lxctools.monitor.client import caller_stdio, check, connect
     conn = connect(layout)
     request = dict(request, op="attach", pty=pty, caller_env=dict(os.environ))
@@ -39,7 +56,7 @@ def attach(layout, request: dict, *, pty: bool, pty_log: str | None) -> int:
             elif kind == "pty":
                 fds = conn.reader.take_fds()
                 if fds:
-                    status = _proxy_pty(fds[0], conn, pty_log)
+                    status = _proxy_pty(fds[0], conn, log_fd)
                     if status is not None:
                         return status
             elif kind == "error":
@@ -52,11 +69,10 @@ def attach(layout, request: dict, *, pty: bool, pty_log: str | None) -> int:
         conn.close()
 
 
-def _proxy_pty(master: int, conn, pty_log: str | None) -> int | None:
+def _proxy_pty(master: int, conn, log_fd: int | None) -> int | None:
     """Terminal <-> pty until the command's side closes; returns the exit status if it came."""
     from lxctools.monitor.client import check
     from lxctools.terminal import proxy
-    log_fd = os.open(pty_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600) if pty_log else None
     status: int | None = None
 
     def on_control() -> bool:
@@ -76,6 +92,4 @@ def _proxy_pty(master: int, conn, pty_log: str | None) -> int | None:
         proxy(master, control=conn.sock.fileno(), on_control=on_control, log_fd=log_fd, eof_to_master=b"\x04")
     finally:
         os.close(master)
-        if log_fd is not None:
-            os.close(log_fd)
     return status

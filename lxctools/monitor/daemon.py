@@ -30,7 +30,9 @@ from lxctools.locking import try_flock
 from lxctools.log import log
 from lxctools.monitor import protocol
 from lxctools.monitor.lifecycle import LifecycleOps
-from lxctools.monitor.records import AttachSession, Client, PendingNetRelease, Supervised, Waiter
+from lxctools.monitor.records import (
+    MAX_SLEEP, AttachSession, Client, PendingNetRelease, Supervised, Waiter, deadline_after,
+)
 from lxctools.monitor.sessions import SessionOps
 from lxctools.paths import Layout, seconds_from_env
 from lxctools.state import ALLOWED, State, write_json_atomic
@@ -198,7 +200,7 @@ class Supervisor(LifecycleOps, SessionOps):
             deadlines.append(max(self.idle_since + self.linger, 0 if self.served_any else self.started_at + STARTUP_GRACE))
         if not deadlines:
             return None
-        return max(0.0, min(deadlines) - now)
+        return min(MAX_SLEEP, max(0.0, min(deadlines) - now))
 
     def _idle_expired(self) -> bool:
         if not self.served_any and time.monotonic() < self.started_at + STARTUP_GRACE:
@@ -329,9 +331,7 @@ class Supervisor(LifecycleOps, SessionOps):
         if current in states:
             self._reply(client, {"ok": True, "state": str(current)})
             return
-        timeout = msg.get("timeout")
-        deadline = None if timeout is None or timeout < 0 else time.monotonic() + float(timeout)
-        self.waiters.append(Waiter(client, name, states, deadline))
+        self.waiters.append(Waiter(client, name, states, deadline_after(msg.get("timeout"))))
 
     def op_subscribe(self, client: Client, msg: dict, fds: list[int]) -> None:
         client.subscribed = re.compile(msg.get("regex") or ".*")

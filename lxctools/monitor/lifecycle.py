@@ -13,7 +13,9 @@ from typing import Any
 from lxctools.errors import PylError, WrongStateError
 from lxctools.locking import try_flock
 from lxctools.log import log
-from lxctools.monitor.records import Client, NullClient, PendingNetRelease, Supervised, signal_number
+from lxctools.monitor.records import (
+    Client, NullClient, PendingNetRelease, Supervised, deadline_after, signal_number,
+)
 from lxctools.state import State, read_json
 
 # How long a stopped container's veth gets to go with its network namespace before the
@@ -78,7 +80,7 @@ class LifecycleOps:
                           state=State(record.get("state", "RUNNING")), values=record.get("values", {}),
                           config_file=record.get("config_file", ""), cgroup_plan=cg_plan, net_plans=(),
                           net_state=net_state, running_lock=lock_fd,
-                          ephemeral=record.get("ephemeral", False))
+                          ephemeral=record.get("ephemeral", False), adopted=True)
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -130,7 +132,9 @@ class LifecycleOps:
                          ephemeral=str(msg["values"].get("lxc.ephemeral", "0")) == "1")
         self.containers[name] = sup
         self.by_pid[sup.pid] = sup
-        self._open_console_log(sup)
+        log_warning = self._open_console_log(sup)
+        from lxctools.monitor.sessions import open_peers
+        sup.tty_peers = open_peers([sup.console_master, *sup.tty_masters])
         for master in [sup.console_master, *sup.tty_masters]:
             if master is not None:
                 os.set_blocking(master, False)
@@ -140,7 +144,8 @@ class LifecycleOps:
             client.on_close.append(lambda: self._exec_client_left(sup))
         self._save(sup)
         self._broadcast_state(name, State.RUNNING)
-        self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid, "warnings": started.warnings})
+        warnings = list(started.warnings) + ([log_warning] if log_warning else [])
+        self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid, "warnings": warnings})
         # The init may already have died (a fast pyl-execute command): reap now.
         self._reap()
 
@@ -171,13 +176,16 @@ class LifecycleOps:
         if sup.state is State.FROZEN or sup.state is State.FREEZING:
             # a frozen init cannot handle a halt signal: thaw so shutdown (or SIGKILL) can proceed
             self._thaw(sup, announce=False)
+        if not msg.get("reboot"):
+            sup.halting = True  # a freeze now would stop init from handling the halt signal
         if msg.get("kill"):
+            # An earlier --nokill stop that gave up must not turn this kill into its refusal.
+            sup.stop_nokill = False
             self._hard_kill(sup)
         else:
-            timeout = float(msg.get("timeout", 60))
+            deadline = deadline_after(msg.get("timeout", 60))
             self._send_signal(sup, signal_number(sup.values.get("lxc.signal.halt"), signal.SIGPWR))
-            if timeout >= 0:
-                deadline = time.monotonic() + timeout
+            if deadline is not None:
                 if sup.stop_deadline is None or deadline < sup.stop_deadline:
                     sup.stop_deadline = deadline
                     sup.stop_kill_sent = False
@@ -188,6 +196,10 @@ class LifecycleOps:
     def op_freeze(self, client: Client, msg: dict, fds: list[int]) -> None:
         from lxctools.runtime import cgroups
         sup = self._require(msg["name"], "freeze")
+        if sup.halting:
+            # Frozen after the halt signal, init never handles it: the stop would wait out its
+            # whole timeout (60 s) and then kill, the clean shutdown lost.
+            raise WrongStateError("cannot freeze: the container is being stopped")
         if sup.state is not State.FROZEN:
             self._set_state(sup, State.FREEZING)
             try:
@@ -231,6 +243,7 @@ class LifecycleOps:
                 self._reply(client, {"ok": False, "code": 76, "error": "timed out waiting for the container to stop"})
             sup.stop_waiters.clear()
             sup.stop_deadline = None
+            sup.halting = False  # given up: it runs on, and may be frozen again
             return
         sup.stop_kill_sent = True
         sup.stop_deadline = None
@@ -332,7 +345,7 @@ class LifecycleOps:
                 # start of this container settles its release first (op_start).
                 self.net_releases[sup.name] = PendingNetRelease(
                     sup.net_state, time.monotonic() + NET_RELEASE_WAIT)
-        for fd in [sup.console_master, *sup.tty_masters, sup.pidfd, sup.console_log]:
+        for fd in [sup.console_master, *sup.tty_masters, *sup.tty_peers, sup.pidfd, sup.console_log]:
             if fd is not None:
                 try:
                     self.sel.unregister(fd)

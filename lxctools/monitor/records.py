@@ -63,6 +63,7 @@ class Supervised:
     running_lock: int
     console_master: int | None = None
     tty_masters: list[int] = field(default_factory=list)
+    tty_peers: list[int] = field(default_factory=list)   # slave ends held open (sessions.open_peers)
     ring: deque = field(default_factory=lambda: deque())
     ring_bytes: int = 0
     console_log: int | None = None
@@ -74,6 +75,8 @@ class Supervised:
     exec_client: Client | None = None
     attached_ttys: set[int] = field(default_factory=set)
     stop_nokill: bool = False         # pyl-stop --nokill: give up at the deadline, do not kill
+    halting: bool = False             # a stop sent the halt signal (or kill): no freezing now
+    adopted: bool = False             # started by a supervisor that died: no console, no ttys
     ephemeral: bool = False
     security_plan: Any = None
     netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns
@@ -93,3 +96,25 @@ def signal_number(value: object, default: int) -> int:
         return parse_signal(str(value).strip())
     except ValueError:
         return int(default)
+
+
+# The longest the event loop sleeps in one select(): a later deadline is reached by sleeping
+# again. epoll takes milliseconds in a C int (a 1e20 s timeout overflows it) and selectors'
+# math.ceil fails on inf; either exception ends the loop, and with it every container's
+# supervision.
+MAX_SLEEP = 3600.0
+
+
+def deadline_after(timeout: object) -> float | None:
+    """time.monotonic() + TIMEOUT seconds for a client's wait or stop, None for "forever": a
+    negative timeout (LXC's -1) and anything that is no finite number (inf, nan: the CLI
+    refuses them, a client of the socket might not)."""
+    import math
+    import time
+    try:
+        value = float(timeout)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return time.monotonic() + value

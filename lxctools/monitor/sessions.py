@@ -14,6 +14,26 @@ from lxctools.log import log
 from lxctools.monitor.records import RING_SIZE, AttachSession, Client, Supervised
 
 
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41), Linux 4.13: open a pty master's slave without a path
+
+
+def open_peers(masters: list[int | None]) -> list[int]:
+    """A slave fd of each pty, held by the supervisor for the container's life. A pty master
+    reads EIO whenever no slave is open: before the tty's getty opens it, and each time getty
+    respawns (a logout). pyl-console took that for the end and left, silently; lxc-console
+    stays connected across a logout. The supervisor never reads these fds."""
+    import fcntl
+    peers = []
+    for master in masters:
+        if master is None:
+            continue
+        try:
+            peers.append(fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+        except OSError as err:  # an older kernel: the console works, but ends at a logout
+            log.debug("monitor", f"TIOCGPTPEER: {err.strerror}")
+    return peers
+
+
 class SessionOps:
     def op_console(self, client: Client, msg: dict, fds: list[int]) -> None:
         sup = self._require(msg["name"], "console")
@@ -22,6 +42,11 @@ class SessionOps:
         if tty == -1:
             free = [i for i in range(1, len(masters)) if i not in sup.attached_ttys]
             tty = free[0] if free else 0
+        if sup.adopted and all(m is None for m in masters):
+            # The pty masters died with the supervisor that started it; no one can open them
+            # again. "tty N does not exist (lxc.tty.max = 0)" would send the admin to the config.
+            raise WrongStateError("cannot console: its console and ttys were lost when the supervisor "
+                                  "that started it died", hint="a restart of the container brings them back")
         if tty < 0 or tty >= len(masters) or masters[tty] is None:
             raise WrongStateError(f"tty {tty} does not exist (lxc.tty.max = {len(masters) - 1}; 0 is the console)")
         if tty in sup.attached_ttys:
@@ -46,13 +71,17 @@ class SessionOps:
         self._reply(client, {"ok": True, "tty": tty, "backlog": backlog.decode(errors="replace")[-4096:]},
                     fds=[master])
 
-    def _open_console_log(self, sup: Supervised) -> None:
+    def _open_console_log(self, sup: Supervised) -> str | None:
+        """Open lxc.console.logfile; a warning for the one who started it if that failed (the
+        container runs on without a log, as LXC's does)."""
         path = sup.values.get("lxc.console.logfile")
         if path:
             try:
                 sup.console_log = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except OSError as err:
                 log.error("monitor", f"{sup.name}: cannot open console log {path}: {err.strerror}")
+                return f"the console is not logged: cannot open {path}: {err.strerror}"
+        return None
 
     def _console_readable(self, sup: Supervised, fd: int) -> None:
         try:

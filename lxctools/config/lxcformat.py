@@ -16,15 +16,20 @@ from lxctools.errors import ConfigError
 class Entry:
     """One effective `key = value` line of some document, with where it came from."""
 
-    __slots__ = ("key", "value", "source", "lineno")
+    __slots__ = ("key", "value", "source", "lineno", "locate")
 
-    def __init__(self, key: str, value: str, source: str, lineno: int | None) -> None:
+    def __init__(self, key: str, value: str, source: str, lineno: int | None, locate=None) -> None:
         self.key = key
         self.value = value
         self.source = source
         self.lineno = lineno
+        # TOML: a callable that finds the line when an error needs it (tomllib gives no line
+        # numbers, and scanning every config for them would cost each start for nothing)
+        self.locate = locate
 
     def where(self) -> str:
+        if self.lineno is None and self.locate is not None:
+            self.lineno, self.locate = self.locate(), None
         return f"{self.source}:{self.lineno}" if self.lineno else self.source
 
     def __repr__(self) -> str:

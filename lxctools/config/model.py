@@ -186,7 +186,8 @@ class ContainerConfig:
                         and entry.value != "none" and not os.path.isabs(entry.value):
                     # A relative path means "next to the file that says it" (a shared include
                     # naming its seccomp profile works wherever it is installed).
-                    entry = Entry(entry.key, os.path.join(base_dir, entry.value), entry.source, entry.lineno)
+                    entry = Entry(entry.key, os.path.join(base_dir, entry.value), entry.source, entry.lineno,
+                                  entry.locate)
                 out.append((entry, top))
                 continue
             if not entry.value:

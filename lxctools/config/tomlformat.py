@@ -46,25 +46,54 @@ def _scalar(value: object, key: str, source: str) -> str:
                       "(use a string, integer, boolean or an array of those)")
 
 
-def flatten(data: dict, source: str) -> list[Entry]:
-    """The document's own entries in processing order (includes, group clears, the rest)."""
+class KeyLines:
+    """Where each key of a TOML text is written (1-based lines), found on first use: only an
+    error message needs it. A key written inside an inline table or array is found at the line
+    of the outermost name that holds it; a text the line scan does not follow has no lines."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lines: dict[str, int] | None = None
+
+    def find(self, key: str) -> int | None:
+        if self._lines is None:
+            self._lines = {}
+            try:
+                for line in _plain_lines(self.text):
+                    if line.kind == "key":
+                        self._lines.setdefault(line.key, line.index + 1)
+            except _NotPlain:
+                pass
+        while key:
+            if key in self._lines:
+                return self._lines[key]
+            key = key.rpartition(".")[0]
+        return None
+
+
+def flatten(data: dict, source: str, text: str | None = None) -> list[Entry]:
+    """The document's own entries in processing order (includes, group clears, the rest).
+    TEXT, the document's own, lets an error name the line of a key."""
     includes: list[Entry] = []
     clears: list[Entry] = []
     rest: list[Entry] = []
+    lines_of = KeyLines(text) if text is not None else None
 
-    def emit(key: str, value: object) -> None:
-        key = keys.canonical(key)
+    def emit(raw_key: str, value: object) -> None:
+        locate = (lambda: lines_of.find(raw_key)) if lines_of is not None else None
+        where = Entry(raw_key, "", source, None, locate).where
+        key = keys.canonical(raw_key)
         spec = keys.find(key)
         if spec is None:
-            raise ConfigError(f"{source}: {keys.unknown_key_message(key)}")
+            raise ConfigError(f"{where()}: {keys.unknown_key_message(key)}")
         if isinstance(value, list):
             if not spec.multi and len(value) > 1:
-                raise ConfigError(f"{source}: {key} takes a single value, not an array")
-            lines = [_scalar(item, key, source) for item in value]
+                raise ConfigError(f"{where()}: {key} takes a single value, not an array")
+            lines = [_scalar(item, key, where()) for item in value]
         else:
-            lines = [_scalar(value, key, source)]
+            lines = [_scalar(value, key, where())]
         target = includes if key == "lxc.include" else clears if spec.group_clear else rest
-        target.extend(Entry(key, line, source, None) for line in lines)
+        target.extend(Entry(key, line, source, None, locate) for line in lines)
 
     def walk(prefix: str, table: dict) -> None:
         for name, value in table.items():
@@ -333,7 +362,7 @@ class TomlDocument:
     def __init__(self, text: str, source: str = "<string>") -> None:
         self.source = source
         self.text = text
-        self._entries = flatten(load_toml(text, source), source)
+        self._entries = flatten(load_toml(text, source), source, text)
         self._tk = None
 
     def entries(self) -> list[Entry]:
@@ -352,7 +381,7 @@ class TomlDocument:
 
     def _commit(self) -> None:
         self.text = self._tk.as_string()
-        self._entries = flatten(load_toml(self.text, self.source), self.source)
+        self._entries = flatten(load_toml(self.text, self.source), self.source, self.text)
 
     def _leaves(self) -> list[tuple[object, str, str]]:
         """(owning table, key inside it, full key) for every lxc leaf, in document order."""

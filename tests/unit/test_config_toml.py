@@ -67,13 +67,13 @@ def test_inline_tables_flatten_too() -> None:
 
 
 def test_array_for_single_valued_key_is_an_error() -> None:
-    with pytest.raises(ConfigError, match="<string>: lxc.uts.name takes a single value"):
+    with pytest.raises(ConfigError, match="<string>:2: lxc.uts.name takes a single value"):
         tvalues('[lxc.uts]\nname = ["a", "b"]\n')
 
 
 @pytest.mark.parametrize("value", ["1.5", "1979-05-27", "[[1]]", "[{a = 1}]"])
 def test_unsupported_value_types(value: str) -> None:
-    with pytest.raises(ConfigError, match="<string>: lxc.uts.name"):
+    with pytest.raises(ConfigError, match="<string>:2: lxc.uts.name"):
         tvalues(f"[lxc.uts]\nname = {value}\n")
 
 
@@ -82,7 +82,26 @@ def test_unknown_key_names_file_and_suggestion(tmp_path: Path) -> None:
     path.write_text('[lxc.uts]\nnmae = "x"\n')
     with pytest.raises(ConfigError) as exc:
         ContainerConfig.load(path)
-    assert str(exc.value) == f"{path}: unknown key 'lxc.uts.nmae' (did you mean 'lxc.uts.name'?)"
+    assert str(exc.value) == f"{path}:2: unknown key 'lxc.uts.nmae' (did you mean 'lxc.uts.name'?)"
+
+
+def test_errors_name_the_line_of_the_key_however_it_is_written(tmp_path: Path) -> None:
+    cases = {
+        '# top\n[lxc]\ninclude = []\n\n[lxc.net.0]\ntype = "veth"\n"ipv4.address" = "x"\n': 7,
+        '[lxc.net.0]\ntype = "veth"\nipv4.address = [\n  "10.0.0.1/24",\n  "nope",\n]\n': 3,
+        '[lxc]\nuts = { nmae = "b" }\n': 2,
+        'lxc.tty.max = "four"\n': 1,
+    }
+    for text, line in cases.items():
+        path = tmp_path / "config.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^{path}:{line}: "):
+            ContainerConfig.load(path).values()
+    # an included file's key is named in that file
+    (tmp_path / "inc.toml").write_text('[lxc]\n\n[lxc.uts]\nnmae = "x"\n')
+    (tmp_path / "main.toml").write_text(f'[lxc]\ninclude = ["{tmp_path}/inc.toml"]\n')
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/inc.toml:4: unknown key"):
+        ContainerConfig.load(tmp_path / "main.toml").values()
 
 
 def test_syntax_error_gives_the_line(tmp_path: Path) -> None:
@@ -95,7 +114,7 @@ def test_syntax_error_gives_the_line(tmp_path: Path) -> None:
 def test_bad_value_names_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[lxc.tty]\nmax = "four"\n')
-    with pytest.raises(ConfigError, match=rf"^{path}: invalid value 'four' for lxc.tty.max"):
+    with pytest.raises(ConfigError, match=rf"^{path}:2: invalid value 'four' for lxc.tty.max"):
         ContainerConfig.load(path).values()
 
 

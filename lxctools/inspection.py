@@ -504,10 +504,15 @@ def parse_inet_table(text: str, proto: str) -> list[SocketRow]:
 
 def parse_unix_table(text: str) -> list[SocketRow]:
     """Rows of /proc/net/unix: Num RefCount Protocol Flags Type St Inode [Path]."""
-    rows = []
-    for line in text.splitlines()[1:]:
+    rows: list[SocketRow] = []
+    for line in text.split("\n")[1:]:
         f = line.split(None, 7)
-        if len(f) < 7:
+        if len(f) < 7 or not f[0].endswith(":"):
+            # The kernel prints a path as it is: a newline in a socket's name (the container
+            # chose it) continues that row's path on the next line.
+            if rows and line:
+                from dataclasses import replace
+                rows[-1] = replace(rows[-1], local=rows[-1].local + "\n" + line)
             continue
         flags, kind, st, inode = int(f[3], 16), int(f[4], 16), int(f[5], 16), int(f[6])
         path = f[7].strip() if len(f) > 7 else ""
@@ -605,7 +610,7 @@ def socket_table(rows: list[SocketRow]) -> list[str]:
         lines.append(f"{'Proto':<5} {'Recv-Q':>6} {'Send-Q':>6} {'Local Address':<{lw}} {'Foreign Address':<{rw}} "
                      f"{'State':<11} PID/Program name")
         for r in inet:
-            who = f"{r.pid}/{r.program}" if r.pid else "-"
+            who = f"{r.pid}/{printable(r.program or '')}" if r.pid else "-"
             lines.append(f"{r.proto:<5} {r.recv_q:>6} {r.send_q:>6} {r.local:<{lw}} {r.remote:<{rw}} "
                          f"{r.state:<11} {who}")
     if unix:
@@ -613,6 +618,9 @@ def socket_table(rows: list[SocketRow]) -> list[str]:
             lines.append("")
         lines.append(f"{'Proto':<5} {'Type':<9} {'State':<13} {'I-Node':>8} {'PID/Program name':<20} Path")
         for r in unix:
-            who = f"{r.pid}/{r.program}" if r.pid else "-"
-            lines.append(f"{r.proto:<5} {r.unix_type or '':<9} {r.state:<13} {r.inode:>8} {who:<20} {r.local}")
+            # program and path are the container's choice: control characters (a terminal's
+            # escape sequences, a newline starting a fake row) are shown as '?', as pyl-ps does
+            who = f"{r.pid}/{printable(r.program or '')}" if r.pid else "-"
+            lines.append(f"{r.proto:<5} {r.unix_type or '':<9} {r.state:<13} {r.inode:>8} {who:<20} "
+                         f"{printable(r.local)}")
     return lines

@@ -294,6 +294,19 @@ def test_parse_unix_table():
     assert rows[2].local == "@abstract name" and rows[2].state == "CONNECTED"
 
 
+def test_a_socket_path_the_container_chose_cannot_forge_rows_or_reach_the_terminal():
+    text = ("Num       RefCount Protocol Flags    Type St Inode Path\n"
+            "0000000000000000: 00000002 00000000 00010000 0001 01 4242 /run/a\x1b]0;owned\x07\n"
+            "injected line\n"
+            "0000000000000000: 00000002 00000000 00000000 0002 01 4343\n")
+    rows = inspect.parse_unix_table(text)
+    assert [r.inode for r in rows] == [4242, 4343]
+    assert rows[0].local == "/run/a\x1b]0;owned\x07\ninjected line"
+    table = inspect.socket_table([r.with_owner(7, 1, "evil\x1b[2J") for r in rows])
+    assert len(table) == 3 and all(line.isprintable() for line in table)
+    assert table[1].endswith("/run/a?]0;owned??injected line") and "7/evil?[2J" in table[1]
+
+
 def test_own_listening_socket_is_found_with_its_owner():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -426,6 +426,8 @@ def create_snapshot(container: Container, comment_file: str | None = None,
         container.require_state("snapshot")
         layout = snapshots_layout(container)
         layout.lxcpath.mkdir(mode=0o755, exist_ok=True)
+        from lxctools.container import list_container_names
+        list_container_names(layout)  # reaps what a snapshot killed halfway left: its index is free again
         name = next_snapshot_name(os.listdir(layout.lxcpath))
         # Snapshots keep the name and MACs: restoring one gives back the same container.
         _copy_locked(container, Container(name, layout), CopyRequest(keep_name=True, keep_mac=True),

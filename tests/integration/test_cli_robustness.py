@@ -156,6 +156,11 @@ def test_half_made_snapshots_are_not_snapshots(pyl):
     assert not (snaps / "snap0").exists()  # the next look cleaned it up
     (snaps / "snap0").mkdir()
     (snaps / "snap0" / "partial").write_text("")
+    pyl.ok("snapshot", "-n", "c1")  # the leftover goes first: its index is the new snapshot's
+    assert [line.split()[0] for line in pyl.ok("snapshot", "-n", "c1", "-L").stdout.splitlines()] == ["snap0"]
+    pyl.ok("snapshot", "-n", "c1", "-d", "ALL")
+    (snaps / "snap0").mkdir()
+    (snaps / "snap0" / "partial").write_text("")
     pyl.ok("destroy", "-n", "c1")  # no snapshot to refuse for
     assert not (pyl.lxcpath / "c1").exists()
 

@@ -752,6 +752,12 @@ def _cgroup_layout():
     return _CGROUP_LAYOUT
 
 
+def template_help(template: str) -> int:
+    """pyl-create -t TEMPLATE -- --help: the template's usage; its exit status."""
+    from lxctools.runtime.template import resolve_template, template_help as show
+    return show(resolve_template(template))
+
+
 def available_templates() -> list[str]:
     from lxctools.runtime.template import available_templates as names
     return names()

@@ -8,8 +8,11 @@ HELP = """Create a container from a template (LXC's template protocol: LXC templ
   pyl-create -n web -t local -- --tarball /srv/images/web.tar.gz
   pyl-create -n c2 -t none -f my.conf        (you bring the rootfs)
 
+  pyl-create -n x -t busybox -- --help   (the template's own options; creates nothing)
+
 Differences from lxc-create: the stored config is TOML (config.toml) using LXC's key names;
--f also takes a TOML file; -t NAME looks in pyl's templates/ first, then LXC's."""
+-f also takes a TOML file; -t NAME looks in pyl's templates/ first, then LXC's; -- --help
+shows the template's help without creating a container."""
 NEEDS_NAME = True
 NAME_STATES = None
 TAKES_COMMAND = True
@@ -33,6 +36,11 @@ def run(args, ctx) -> int:
     from lxctools.errors import UsageError
     if not args.template:
         raise UsageError("a template must be specified (-t)", hint='use "-t none" for a container without a rootfs template')
+    if {"-h", "--help"} & set(args.command or []):
+        # `pyl-create -t busybox -- --help`: the template's options, and no container (the
+        # template prints its usage and exits 0, which would leave one with an empty rootfs)
+        from lxctools.container import template_help
+        return template_help(args.template)
     ctx.container(args.name).create(template=args.template, config_file=args.config, backend=args.bdev,
                                     rootfs_dir=args.dir, template_args=args.command or [], quiet=args.quiet)
     return 0

@@ -47,6 +47,14 @@ def available_templates() -> list[str]:
     return sorted(names)
 
 
+def template_help(template: str) -> int:
+    """The template's own --help, on our stdout; its exit status. Nothing is created."""
+    try:
+        return _run([template, "--help"], cwd="/", env=_template_env(), quiet=False)
+    except OSError as err:
+        raise TemplateError(f"cannot run template '{template}': {err.strerror}") from err
+
+
 def run_template(template: str, *, path: str, name: str, rootfs: str, args: list[str],
                  quiet: bool) -> None:
     argv = [template, f"--path={path}", f"--name={name}", f"--rootfs={rootfs}", *args]
@@ -65,10 +73,17 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
     (~3 ms of pyl-create: threading, selectors, locale). An exec failure comes back through a
     close-on-exec pipe as the OSError it was; Ctrl-C kills the template before re-raising."""
     from lxctools.kernel.fds import close_fds_except
+    from lxctools.kernel.ns import set_pdeathsig
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
         try:
+            # A pyl-create killed outright (SIGKILL, the OOM killer) takes its template along:
+            # an orphan would go on writing into a folder the next look at the name reaps.
+            set_pdeathsig(9)
+            if os.getppid() != parent:  # it died before the line above
+                os._exit(127)
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
             os.dup2(null, 0)
             if quiet:

@@ -278,3 +278,31 @@ def test_destroy_with_a_broken_config_refuses_and_says_what_to_do(pyl):
     assert (pyl.lxcpath / "c1" / "rootfs" / "bin" / "busybox").exists()  # nothing lost
     cfg.write_text(cfg.read_text().replace("\n[lxc.nope]\nkey = 1\n", ""))
     pyl.ok("destroy", "-n", "c1")
+
+
+def test_a_create_killed_outright_takes_its_template_along(pyl, tmp_path):
+    # Only pyl-create is killed (not its process group): an orphaned template went on writing
+    # into the folder the next command reaps.
+    slow = tmp_path / "slow"
+    marker = tmp_path / "template-pid"
+    slow.write_text(f"#!/bin/sh\necho $$ > {marker}\nexec sleep 30\n")
+    slow.chmod(0o755)
+    proc = pyl.popen("create", "-n", "c1", "-t", str(slow), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not marker.exists() or not marker.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    template = int(marker.read_text())
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{template}") and "sleep" in open(f"/proc/{template}/comm").read():
+        assert time.monotonic() < deadline, "the template outlived pyl-create"
+        time.sleep(0.05)
+    assert pyl.ok("ls", "-1").stdout == ""
+
+
+def test_template_help_creates_nothing(pyl):
+    r = pyl.ok("create", "-n", "c1", "-t", "busybox", "--", "--help")
+    assert "--rootfs" in r.stdout
+    assert not (pyl.lxcpath / "c1").exists()

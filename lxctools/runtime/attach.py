@@ -280,8 +280,8 @@ def _drain(relay: TerminalRelay, data: bytes) -> None:
 
 
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
-    from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
-    drop_supervisor_signals()
+    from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
+    leave_supervisor()
     ns.set_dumpable(False)
     relays: list[TerminalRelay] = []
     if spec.stdio is not None:

@@ -128,8 +128,8 @@ def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
     """In the forked child. Never returns. preload: load pyroute2 before the first request."""
     try:
         import signal
-        from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
-        drop_supervisor_signals()
+        from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
+        leave_supervisor()
         from lxctools.kernel import ns
         ns.set_pdeathsig(signal.SIGKILL)
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters

@@ -46,7 +46,7 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
     return PRLIMITS[name], soft_v, hard_v
 
 
-def drop_supervisor_signals() -> None:
+def leave_supervisor() -> None:
     """First thing in a process forked from the supervisor (a start's first child, an attached
     process, the netlink worker): its wakeup fd goes (the fd is about to be closed) and its
     handlers too (they would run the supervisor's code here). SIGPIPE and SIGXFSZ return to

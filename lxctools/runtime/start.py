@@ -412,8 +412,8 @@ def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan,
     (cgroups.fork_in_v2). The supervisor waits for this process's exit before "go"; PID 1
     unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
     try:
-        from lxctools.runtime.procsetup import close_other_fds, drop_supervisor_signals
-        drop_supervisor_signals()
+        from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
+        leave_supervisor()
         close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
         cgroups.enter_v1(cg_plan)

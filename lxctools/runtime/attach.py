@@ -281,8 +281,7 @@ def _drain(relay: TerminalRelay, data: bytes) -> None:
 
 def _child(spec: AttachSpec, ns_fds: dict[str, int], report: socket.socket) -> None:
     from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
-    leave_supervisor()
-    ns.set_dumpable(False)
+    leave_supervisor()  # non-dumpable from here to the exec (see the module's docstring)
     relays: list[TerminalRelay] = []
     if spec.stdio is not None:
         stdio, relays = shield_terminals(spec.stdio)

@@ -127,6 +127,12 @@ class Supervisor(LifecycleOps, SessionOps):
             layout = cgroups.detect_layout()
             if layout.kind != "v2":
                 return
+            if os.geteuid() == 0 and os.environ.get("PYL_CGROUP_RELATIVE") != "1":
+                # Root's containers go under init's cgroup, as LXC puts them (lxc.cgroup.relative
+                # = 0): usually the root cgroup, exempt from the no-internal-process rule, not
+                # the caller's (a login scope or a service, which holds processes: no controller
+                # could be enabled below it).
+                layout = cgroups.detect_init_layout()
             monitor = cgroups.plan_monitor_cgroup(layout)
             cgroups.create(monitor)
             cgroups.attach(monitor, os.getpid())

@@ -260,6 +260,15 @@ def _start_dnsmasq(rundir: Path, cfg: BridgeConfig) -> None:
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
         raise PylError(f"dnsmasq failed to start: {detail}")
+    pid = _dnsmasq_pid(rundir)
+    if pid is not None:
+        # Started for a container's start, dnsmasq is born in the supervisor's pyl.monitor
+        # (pure v2); a service of the host, it must not keep that cgroup after the supervisor.
+        from lxctools.runtime import cgroups
+        try:
+            cgroups.leave_monitor_cgroup(pid, cgroups.detect_layout())
+        except (OSError, PylError):
+            pass  # it runs where it is; the supervisor leaves pyl.monitor to the next one
 
 
 def _dnsmasq_pid(rundir: Path) -> int | None:

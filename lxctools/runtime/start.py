@@ -300,7 +300,8 @@ def start_container(req: StartRequest) -> Started:
         return Started(pid=pid, starttime=starttime, cgroup_plan=cg_plan, net_plans=net_plans,
                        net_state=net_state, console_master=console_master,
                        tty_masters=[m for m, _ in tty_pairs],
-                       warnings=start_warnings(values, flags) + list(sec_plan.warnings))
+                       warnings=start_warnings(values, flags) + list(sec_plan.warnings)
+                       + cgroups.ignored_limits(values, cg_plan))
     except BaseException as err:
         if pid is not None:
             _kill_and_reap(pid)

@@ -234,6 +234,7 @@ def _probe_devices(plan: cg.CgroupPlan, paths: list[str]) -> list[int]:
     return pickle.loads(data)
 
 
+@pytest.mark.cgroup_layouts("v1", "hybrid")
 @pytest.mark.skipif(LAYOUT is None or LAYOUT.v1_controller("devices") is None or not os.path.exists("/dev/kmsg"),
                     reason="needs a v1 devices hierarchy and /dev/kmsg")
 def test_v1_device_allow_list(name):

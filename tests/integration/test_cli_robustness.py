@@ -28,7 +28,17 @@ def one_line(text: str) -> bool:
 
 def _supervisor_pids(pyl) -> list[int]:
     out = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
+    pids = [int(p) for p in out.stdout.split()]
+    # the netlink worker is a fork of the supervisor, with its command line: not a second one
+    return [p for p in pids if _parent(p) not in pids]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+    except (OSError, StopIteration):
+        return None
 
 
 # ---- the supervisor outlives any timeout ---------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NO_NET, requires_busybox, requires_root
+from tests.conftest import NO_NET, cgroup_kind, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
@@ -233,8 +233,9 @@ def test_start_failures_leave_nothing(pyl):
     assert r.returncode == 71 and "/no/such/init" in r.stderr
     r = pyl("start", "-n", "c1", "-s", "lxc.mount.entry=/nonexistent-src srv none bind 0 0")
     assert r.returncode == 71 and "nonexistent-src" in r.stderr
-    r = pyl("start", "-n", "c1", "-s", "lxc.cgroup.memory.limit_in_bytes=banana")
-    assert r.returncode != 0 and "memory.limit_in_bytes" in r.stderr
+    limit = "lxc.cgroup2.memory.max" if cgroup_kind() == "v2" else "lxc.cgroup.memory.limit_in_bytes"
+    r = pyl("start", "-n", "c1", "-s", f"{limit}=banana")
+    assert r.returncode != 0 and limit.split(".", 2)[2] in r.stderr
     assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
     pyl.ok("start", "-n", "c1")
     pyl.ok("stop", "-n", "c1", "-k")
@@ -250,10 +251,14 @@ def test_missing_rootfs(pyl):
 
 def test_limits_visible_inside(pyl):
     make(pyl)
-    pyl.ok("start", "-n", "c1", "-s", "lxc.cgroup.memory.limit_in_bytes=67108864",
-           "-s", "lxc.cgroup.pids.max=77", "-s", "lxc.prlimit.nofile=1000:2000")
-    out = pyl.ok("attach", "-n", "c1", "--", "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                 "/sys/fs/cgroup/pids/pids.max").stdout.split()
+    if cgroup_kind() == "v2":  # the container's own cgroup is its /sys/fs/cgroup
+        limits, files = ("lxc.cgroup2.memory.max", "lxc.cgroup2.pids.max"), ("memory.max", "pids.max")
+    else:
+        limits = ("lxc.cgroup.memory.limit_in_bytes", "lxc.cgroup.pids.max")
+        files = ("memory/memory.limit_in_bytes", "pids/pids.max")
+    pyl.ok("start", "-n", "c1", "-s", f"{limits[0]}=67108864", "-s", f"{limits[1]}=77",
+           "-s", "lxc.prlimit.nofile=1000:2000")
+    out = pyl.ok("attach", "-n", "c1", "--", "cat", *(f"/sys/fs/cgroup/{f}" for f in files)).stdout.split()
     assert out == ["67108864", "77"]
     # the cgroup namespace shows the container its own cgroup as the root
     assert pyl.ok("attach", "-n", "c1", "--", "cat", "/proc/self/cgroup").stdout.count(":/\n") >= 1

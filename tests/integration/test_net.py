@@ -280,6 +280,8 @@ def test_vlan_on_dummy_parent(no_link_leaks, netns) -> None:
     supported = _kind_supported("vlan", vlan_id=7)
     parent = f"pyltd{uid()}"
     _dummy(parent)
+    with net._iproute() as ipr:  # a vlan comes up only on a parent that is up
+        ipr.link("set", index=net._lookup(ipr, parent), state="up")
     try:
         c = netns()
         plans = plan_networks({"lxc.net.0.type": "vlan", "lxc.net.0.link": parent, "lxc.net.0.vlan.id": "42",

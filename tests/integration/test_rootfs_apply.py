@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from lxctools.errors import StartError
+from tests.conftest import cgroup_kind
 from lxctools.kernel.ns import CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNS, CLONE_NEWPID, unshare
 from lxctools.runtime.rootfs import apply_rootfs, mount_operations, plan_rootfs, prepare_root
 
@@ -197,8 +198,12 @@ def test_full_container_filesystem(rootfs: Path) -> None:
     # the tmpfs aimed at mnt/evil -> /etc landed on the container's /etc
     assert seen["etc"] == [] and seen["mounts"].get("/etc") == "tmpfs"
     assert seen["mounts"]["/proc"] == "proc" and seen["mounts"]["/dev/pts"] == "devpts"
-    assert seen["mounts"]["/sys/fs/cgroup/cpu"] == "cgroup"
-    assert seen["mounts"]["/sys/fs/cgroup/unified"] == "cgroup2"
+    if cgroup_kind() == "v2":
+        assert seen["mounts"]["/sys/fs/cgroup"] == "cgroup2"
+    else:
+        assert seen["mounts"]["/sys/fs/cgroup/cpu"] == "cgroup"
+        if cgroup_kind() == "hybrid":
+            assert seen["mounts"]["/sys/fs/cgroup/unified"] == "cgroup2"
     assert not any(p.startswith(str(rootfs)) for p in seen["mounts"]), "old root must be gone"
     shell_pid, pts_listing, pid_lines = seen["shell"].split()
     assert int(shell_pid) > 1 and pts_listing == "ptmx" and pid_lines == "1"

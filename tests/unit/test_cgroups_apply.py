@@ -383,3 +383,33 @@ def test_required_controller_enabled_down_the_ancestors(tmp_path, monkeypatch, f
     assert (root / "a/cgroup.subtree_control").read_text() == "memory"
     assert (root / "a/b/cgroup.subtree_control").read_text() == "memory"
     assert (root / "a/b/pyl.payload.c/memory.max").read_text() == "1G"
+
+
+def test_a_cgroup_holding_processes_gets_no_controller_enabled(tmp_path, writes, fake_bpf):
+    # Pure v2 under a login scope: the kernel refuses memory/io there (EBUSY) but takes cpu,
+    # cpuset and pids, which make the cgroup a thread root: every child "domain invalid", and
+    # every later move of a container's init fails with EOPNOTSUPP. Nothing is written there.
+    layout = v2_tree(tmp_path, "/user.slice/session-1.scope")
+    scope = tmp_path / "unified/user.slice/session-1.scope"
+    (scope / "cgroup.type").write_text("domain\n")
+    (scope / "cgroup.procs").write_text("812\n913\n")
+    plan = cg.plan_cgroup({}, name="a", layout=layout)
+    cg.create(plan)  # no limit asks for a controller: carry on without
+    assert not [p for p, _ in writes if p.endswith("subtree_control")]
+    cg.destroy(plan)
+    with pytest.raises(StartError, match="cannot enable cgroup2 controller 'memory'.*holds processes"):
+        cg.create(cg.plan_cgroup({"lxc.cgroup2.memory.max": "64M"}, name="b", layout=layout))
+    assert not [p for p, _ in writes if p.endswith("subtree_control")]
+
+
+def test_a_daemon_started_from_pyl_monitor_leaves_it(tmp_path, writes):
+    # pyl-net's dnsmasq, started by the netlink worker inside pyl.monitor (pure v2), would keep
+    # that cgroup after the supervisor: it goes where the supervisor came from.
+    layout = v2_tree(tmp_path, "/pyl.monitor")
+    (tmp_path / "unified/cgroup.procs").write_text("")
+    assert cg.leave_monitor_cgroup(4242, layout)
+    assert writes == [(str(tmp_path / "unified/cgroup.procs"), "4242")]
+    writes.clear()
+    assert not cg.leave_monitor_cgroup(4242, v2_tree(tmp_path, "/system.slice/x.service"))
+    assert not cg.leave_monitor_cgroup(4242, hybrid_tree(tmp_path / "h"))
+    assert writes == []

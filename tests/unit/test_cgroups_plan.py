@@ -226,3 +226,42 @@ def test_plan_from_existing_with_pid(tmp_path):
     plan = cg.plan_from_existing("c", _hybrid_layout(), pid=78, proc=str(tmp_path))
     assert {d.mountpoint: d.path for d in plan.dirs}["/sys/fs/cgroup/memory"] == \
         "/sys/fs/cgroup/memory/process_api/abc/pyl.payload.c"
+
+
+def test_the_supervisor_in_pyl_monitor_offers_its_parents_controllers(tmp_path):
+    # pyl.monitor's own cgroup.controllers is empty until something is enabled in it; the
+    # payloads go beside it, so the parent's list is what containers can have.
+    root = tmp_path / "cgroup"
+    (root / "pyl.monitor").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+    (root / "pyl.monitor/cgroup.controllers").write_text("\n")
+    layout = cg.parse_layout(V2_MOUNTINFO.replace("/sys/fs/cgroup", str(root)), "0::/pyl.monitor\n")
+    assert layout.unified.controllers == ("cpuset", "cpu", "io", "memory", "pids")
+    assert layout.unified.path == "/pyl.monitor"
+
+
+def test_roots_containers_go_under_inits_cgroup_without_init_scope(tmp_path):
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "mi").write_text(V2_MOUNTINFO.replace("/sys/fs/cgroup", str(root)))
+    (tmp_path / "init").write_text("0::/init.scope\n")
+    layout = cg.detect_init_layout(str(tmp_path / "mi"), str(tmp_path / "init"))
+    assert layout.unified.path == "/" and layout.unified.controllers == ("cpu", "memory", "pids")
+    assert cg.parse_layout(V2_MOUNTINFO, "0::/\n").unified.path == "/"
+    from lxctools.runtime.cgroups.layout import prune_init_scope
+    assert prune_init_scope("0::/init.scope\n1:name=systemd:/init.scope\n") == "0::/\n1:name=systemd:/\n"
+    assert prune_init_scope("0::/system.slice/x.service\n") == "0::/system.slice/x.service\n"
+
+
+def test_limits_of_a_version_the_host_lacks_are_warned_about():
+    values = {"lxc.cgroup.memory.limit_in_bytes": "64M", "lxc.cgroup.devices.allow": "c 1:3 rwm",
+              "lxc.cgroup.relative": "0", "lxc.cgroup2.pids.max": "20"}
+    v2 = cg.plan_cgroup({"lxc.cgroup2.pids.max": "20"}, name="c1", layout=_v2_layout())
+    assert cg.ignored_limits(values, v2) == [
+        "lxc.cgroup.memory.limit_in_bytes is ignored: this host has no cgroup v1 hierarchy (use lxc.cgroup2.* keys)"]
+    hybrid = cg.plan_cgroup({}, name="c1", layout=_hybrid_layout())
+    assert cg.ignored_limits(values, hybrid) == []
+    v1 = cg.plan_cgroup({}, name="c1", layout=cg.parse_layout(V1_MOUNTINFO, V1_CGROUP))
+    assert cg.ignored_limits(values, v1) == [
+        "lxc.cgroup2.pids.max is ignored: this host has no cgroup v2 hierarchy (use lxc.cgroup.* keys)"]

@@ -13,7 +13,8 @@ the supervisor must do about cgroup v2's no-internal-process rule.
 """
 
 from lxctools.runtime.cgroups.apply import (
-    CgroupInUse, attach, attach_v2, create, destroy, enter_v1, events_path, fork_in_v2, kill_all, open_v2_dir,
+    CgroupInUse, attach, attach_v2, create, destroy, enter_v1, events_path, fork_in_v2, kill_all,
+    leave_monitor_cgroup, open_v2_dir,
     populated, procs,
     read_value, write_value,
 )
@@ -21,9 +22,12 @@ from lxctools.runtime.cgroups.devices import (
     DEFAULT_DEVICE_POLICY, DEFAULT_DEVICE_RULES, DevicePolicy, DeviceRule, build_policy,
 )
 from lxctools.runtime.cgroups.freezer import freeze, freezer_state, thaw
-from lxctools.runtime.cgroups.layout import CgroupLayout, Hierarchy, detect_layout, parse_layout
+from lxctools.runtime.cgroups.layout import (
+    CgroupLayout, Hierarchy, detect_init_layout, detect_layout, parse_layout,
+)
 from lxctools.runtime.cgroups.plan import (
-    MONITOR_NAME, PAYLOAD_PREFIX, CgroupDir, CgroupPlan, CgroupSetting, plan_cgroup, plan_from_existing,
+    MONITOR_NAME, PAYLOAD_PREFIX, CgroupDir, CgroupPlan, CgroupSetting, ignored_limits, plan_cgroup,
+    plan_from_existing,
     plan_monitor_cgroup,
 )
 from lxctools.runtime.cgroups.stats import CgroupStats, stats
@@ -31,7 +35,7 @@ from lxctools.runtime.cgroups.stats import CgroupStats, stats
 __all__ = [
     "CgroupInUse", "CgroupDir", "CgroupLayout", "CgroupPlan", "CgroupSetting", "CgroupStats", "DEFAULT_DEVICE_POLICY",
     "DEFAULT_DEVICE_RULES", "DevicePolicy", "DeviceRule", "Hierarchy", "MONITOR_NAME", "PAYLOAD_PREFIX",
-    "attach", "attach_v2", "build_policy", "create", "destroy", "detect_layout", "enter_v1", "events_path", "fork_in_v2", "freeze", "open_v2_dir",
-    "freezer_state", "kill_all", "parse_layout", "plan_cgroup", "plan_from_existing",
+    "attach", "attach_v2", "build_policy", "create", "destroy", "detect_init_layout", "detect_layout", "enter_v1", "events_path", "fork_in_v2", "freeze", "open_v2_dir",
+    "freezer_state", "ignored_limits", "kill_all", "leave_monitor_cgroup", "parse_layout", "plan_cgroup", "plan_from_existing",
     "plan_monitor_cgroup", "populated", "procs", "read_value", "stats", "thaw", "write_value",
 ]

@@ -13,8 +13,8 @@ import signal as _signal
 import time
 
 from lxctools.errors import BusyError, KernelError, NotFoundError, PylError, StartError, TimeoutError_, UsageError
-from lxctools.runtime.cgroups.layout import V1, V2
-from lxctools.runtime.cgroups.plan import CgroupDir, CgroupPlan
+from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout
+from lxctools.runtime.cgroups.plan import MONITOR_NAME, CgroupDir, CgroupPlan
 
 
 def read_file(path: str) -> str:
@@ -55,8 +55,29 @@ def _controllers(directory: str) -> tuple[list[str], set[str]]:
         return [], set()
 
 
+def _holds_processes(directory: str) -> bool:
+    """A non-root cgroup with processes of its own (only non-root cgroups have cgroup.type)."""
+    if not os.path.exists(os.path.join(directory, "cgroup.type")):
+        return False
+    try:
+        return bool(read_file(os.path.join(directory, "cgroup.procs")).split())
+    except OSError:
+        return False
+
+
 def _enable_in(directory: str, controllers: list[str], required: tuple[str, ...]) -> None:
     sc = os.path.join(directory, "cgroup.subtree_control")
+    if _holds_processes(directory):
+        # Enable nothing here: the kernel refuses domain controllers (EBUSY) but accepts the
+        # threaded ones (cpu, cpuset, pids, perf_event), which make this cgroup a thread root:
+        # every child is then "domain invalid" and moving a process into it fails EOPNOTSUPP.
+        need = [c for c in controllers if c in required]
+        if need:
+            raise StartError(f"cannot enable cgroup2 controller '{need[0]}' in {directory}: "
+                             f"it holds processes (errno {errno.EBUSY})",
+                             hint="the cgroup still holds processes (no-internal-process rule): move the "
+                                  "supervisor into pyl.monitor first, see plan_monitor_cgroup")
+        return
     try:
         write_file(sc, " ".join("+" + c for c in controllers))
         return
@@ -213,6 +234,21 @@ def attach_v2(plan: CgroupPlan, pid: int) -> None:
     unified = plan.unified
     if unified is not None:
         _write_pid(unified, "cgroup.procs", pid)
+
+
+def leave_monitor_cgroup(pid: int, layout: CgroupLayout) -> bool:
+    """Move PID, a host daemon started from the supervisor's side (pyl-net's dnsmasq), out of
+    pyl.monitor into the cgroup the supervisor came from, if LAYOUT (the caller's) sits in
+    pyl.monitor: it outlives the supervisor, which could then never remove pyl.monitor (pure
+    v2 only; elsewhere the supervisor does not move). True if it moved."""
+    unified = layout.unified
+    if layout.kind != "v2" or unified is None:
+        return False
+    parent, _, leaf = unified.path.rstrip("/").rpartition("/")
+    if leaf != MONITOR_NAME:
+        return False
+    write_file(os.path.join(unified.mountpoint, parent.strip("/"), "cgroup.procs"), str(pid))
+    return True
 
 
 def open_v2_dir(plan: CgroupPlan) -> int | None:

@@ -133,7 +133,11 @@ def parse_layout(mountinfo_text: str, self_cgroup_text: str) -> CgroupLayout:
                 continue
             seen_v2 = True
             rel = _relative(cgpath, mount.root)
-            ctrls = _v2_controllers(join(mount.mountpoint, rel), mount.mountpoint)
+            # The supervisor sits in pyl.monitor; the payloads go beside it, so what counts is
+            # what its parent offers, not pyl.monitor's own (often empty) cgroup.controllers.
+            parent, _, leaf = rel.rstrip("/").rpartition("/")
+            base = (parent or "/") if leaf == "pyl.monitor" else rel  # plan.MONITOR_NAME
+            ctrls = _v2_controllers(join(mount.mountpoint, base), mount.mountpoint)
             hierarchies.append(Hierarchy(V2, mount.mountpoint, ctrls, rel))
             continue
         wanted = [c for c in controllers.split(",") if c]
@@ -148,6 +152,26 @@ def parse_layout(mountinfo_text: str, self_cgroup_text: str) -> CgroupLayout:
         raise PylError("no cgroup hierarchy is mounted", hint="mount cgroup2 on /sys/fs/cgroup")
     kind = "hybrid" if has_v1 and seen_v2 else ("v1" if has_v1 else "v2")
     return CgroupLayout(kind, tuple(hierarchies))
+
+
+def prune_init_scope(cgroup_text: str) -> str:
+    """A /proc/1/cgroup text with systemd's /init.scope taken off each path: that leaf holds PID 1
+    and may get no children; its parent (usually the root cgroup) is where LXC puts root's
+    containers."""
+    lines = []
+    for line in cgroup_text.splitlines():
+        hid, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if path.endswith("/init.scope"):
+            path = path[:-len("/init.scope")] or "/"
+        lines.append(f"{hid}:{controllers}:{path}")
+    return "\n".join(lines) + "\n"
+
+
+def detect_init_layout(mountinfo: str = "/proc/self/mountinfo", init_cgroup: str = "/proc/1/cgroup") -> CgroupLayout:
+    """detect_layout placed at init's cgroup (without /init.scope): where root's supervisor
+    makes pyl.monitor, and the containers beside it."""
+    return parse_layout(_read(mountinfo), prune_init_scope(_read(init_cgroup)))
 
 
 def detect_layout(mountinfo: str = "/proc/self/mountinfo", self_cgroup: str = "/proc/self/cgroup") -> CgroupLayout:

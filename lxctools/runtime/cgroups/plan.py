@@ -160,6 +160,24 @@ def plan_cgroup(
     return CgroupPlan(cgname, layout.kind, dirs, tuple(settings), tuple(required), devices, backend)
 
 
+def ignored_limits(values: Mapping[str, object], plan: CgroupPlan) -> list[str]:
+    """Warnings for the limit keys plan_cgroup left out because this host has no hierarchy of
+    their version: lxc.cgroup.* on pure v2 (a container would run without the memory limit its
+    config asks for, silently), lxc.cgroup2.* on pure v1."""
+    has_v1, has_v2 = any(d.version == V1 for d in plan.dirs), plan.unified is not None
+    lost = []
+    for key in values:
+        if key.startswith("lxc.cgroup2."):
+            if not has_v2 and not key.startswith("lxc.cgroup2.devices."):
+                lost.append((key, "cgroup v2", "lxc.cgroup.*"))
+        elif key.startswith("lxc.cgroup.") and not has_v1:
+            rest = key[len("lxc.cgroup."):]
+            if not rest.startswith("devices.") and rest.split(".", 1)[0] not in _PLACEMENT_KEYS:
+                lost.append((key, "cgroup v1", "lxc.cgroup2.*"))
+    return [f"{key} is ignored: this host has no {kind} hierarchy (use {other} keys)"
+            for key, kind, other in lost]
+
+
 def _device_plan(values: Mapping[str, str | list[str]], dirs: tuple[CgroupDir, ...]
                  ) -> tuple[DevicePolicy | None, str | None]:
     if any(d.version == V1 and "devices" in d.controllers for d in dirs):

@@ -494,15 +494,22 @@ class Container:
             raise NotFoundError(f"the host has no interface '{device}' and no device node {host_path}")
         inside = devices.container_path(host_path, target)
         plan = self.cgroup_plan(rs)
-        devices.check_cgroup_support(plan)
-        if action == "add":
-            node = devices.host_node(host_path)
-            devices.allow_in_cgroup(plan, node)  # before the node exists: never visible but denied
-            devices.add_node(rs.pid, node, inside)
-            return
-        node = devices.remove_node(rs.pid, inside)
-        if not devices.permitted_by_config((rs.record or {}).get("values") or {}, node):
-            devices.deny_in_cgroup(plan, node)
+        values = (rs.record or {}).get("values") or {}
+        # pure v2: what pyl-device granted in this run (the device program is rebuilt from it)
+        granted = devices.Granted(self.layout.run_path("devices", f"{self.name}.json"),
+                                  (rs.pid, (rs.record or {}).get("starttime") or 0))
+        with self.lock("device", wait=5.0):  # two pyl-device at once: one list, not two
+            if action == "add":
+                node = devices.host_node(host_path)
+                # before the node exists: never visible but denied
+                devices.allow_in_cgroup(plan, node, values=values, granted=granted)
+                devices.add_node(rs.pid, node, inside)
+                return
+            node = devices.remove_node(rs.pid, inside)
+            prefix = "lxc.cgroup2.devices" if plan.unified is not None and plan.v1_dir("devices") is None \
+                else "lxc.cgroup.devices"
+            if not devices.permitted_by_config(values, node, prefix):
+                devices.deny_in_cgroup(plan, node, values=values, granted=granted)
 
     def stats(self, rs: RunState | None = None, plan=None):
         """cgroup statistics of a running container (None when stopped or unreadable).

@@ -13,8 +13,9 @@ HELP = """Add a host device to a running container, or remove it (root only).
 For `add`, DEVICE is an interface when the host has one by that name, else a device node (a bare
 name means /dev/NAME); for `del`, a bare name is an interface, a path a node. For `del`, DEVICE [NAME-IN-CONTAINER] are given as for `add` (lxc-device's detach takes
 the name inside first). An interface still inside when the container stops returns to the host if it
-is physical and is destroyed if it is virtual. Device nodes need a cgroup v1 devices hierarchy (or
-none at all); pure cgroup v2 is not supported yet."""
+is physical and is destroyed if it is virtual. On pure cgroup v2 the container's BPF device program
+is replaced by one that also allows what pyl-device added in this run (never less restrictive in
+between); a restart goes back to the config's rules, as on v1."""
 NEEDS_NAME = True
 NAME_STATES = "device"
 NO_POSITIONAL_NAME = True  # the positionals are ACTION DEVICE [NAME]

@@ -21,6 +21,8 @@ from lxctools.kernel._libc import SYS_bpf, syscall
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
 BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 2  # programs of ancestors keep running too: nesting can only restrict further
@@ -142,5 +144,45 @@ def attach_device_program(cgroup_dir: str, default_allow: bool, rules: Sequence[
             bpf_prog_attach(cg_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
         finally:
             os.close(prog_fd)
+    finally:
+        os.close(cg_fd)
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """BPF_PROG_QUERY: the ids of the programs attached to TARGET itself (not inherited ones)."""
+    ids = (ctypes.c_uint32 * 64)()
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("<IIIIQI", attr, 0, target_fd, attach_type, 0, 0, ctypes.addressof(ids), len(ids))
+    _bpf(BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
+    count = struct.unpack_from("<I", attr, 24)[0]
+    return list(ids[:min(count, len(ids))])
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("<I", attr, 0, prog_id)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr, "bpf(BPF_PROG_GET_FD_BY_ID)")
+
+
+def replace_device_program(cgroup_dir: str, default_allow: bool, rules: Sequence[DeviceRuleTuple]) -> None:
+    """Put a new device program in place of those attached to ``cgroup_dir`` (pyl-device on a
+    running container). The new one is attached first, then the old ones detached: with several
+    attached, an access must pass every one of them, so at no moment is more allowed than the
+    old or the new rules allow (detaching first would leave the container unrestricted)."""
+    insns = compile_device_program(default_allow, rules)
+    cg_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        old = bpf_prog_query(cg_fd, BPF_CGROUP_DEVICE)
+        prog_fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_DEVICE, insns)
+        try:
+            bpf_prog_attach(cg_fd, prog_fd, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI)
+        finally:
+            os.close(prog_fd)
+        for prog_id in old:
+            fd = bpf_prog_get_fd_by_id(prog_id)
+            try:
+                bpf_prog_detach(cg_fd, fd, BPF_CGROUP_DEVICE)
+            finally:
+                os.close(fd)
     finally:
         os.close(cg_fd)

@@ -362,6 +362,10 @@ class LifecycleOps:
             except Exception as err:
                 log.error("monitor", f"{sup.name}: {err}")
         self.layout.state_file(sup.name).unlink(missing_ok=True)
+        try:  # what pyl-device granted in this run (pure v2): the next run starts from the config
+            os.unlink(self.layout.run_path("devices", f"{sup.name}.json"))
+        except FileNotFoundError:
+            pass
         os.close(sup.running_lock)
         self._broadcast_state(sup.name, State.STOPPED)
 

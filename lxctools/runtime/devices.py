@@ -4,8 +4,10 @@ Two kinds, as lxc-device:
   device nodes   /dev/xxx: the node is made inside the container's /dev by a forked child that
                  setns()'s into the container's mount namespace (its root then is the container's,
                  so no path the container controls can lead the child to a host file), with the
-                 host node's type, major:minor and mode; the container's v1 devices cgroup is told
-                 to allow it. Pure cgroup v2 (device rules are a BPF program) is not supported yet.
+                 host node's type, major:minor and mode; the container's device cgroup is told to
+                 allow it: v1 devices.allow, or on pure cgroup v2 a new BPF device program (the
+                 config's rules plus the devices granted so far, kept in the run dir for the
+                 container's current run) put in place of the one attached at start.
   interfaces     a host network interface is moved into the container's network namespace with one
                  RTM_NEWLINK (IFLA_NET_NS_PID + IFLA_IFNAME: the new name is given inside only, so
                  it never has to be free on the host); back out from a forked child in the netns.
@@ -86,16 +88,22 @@ def is_host_interface(name: str, sys_class_net: str = "/sys/class/net") -> bool:
     return "/" not in name and name not in (".", "..", "") and os.path.exists(os.path.join(sys_class_net, name))
 
 
-def permitted_by_config(values: Mapping[str, object], node: DeviceNode) -> bool:
-    """Whether the container's own device policy (lxc.cgroup.devices.*, or LXC's default
-    allow-list) already grants rwm on node -- then `del` must not deny it (e.g. /dev/null)."""
+def config_device_policy(values: Mapping[str, object], prefix: str = "lxc.cgroup.devices"):
+    """The device policy the container's config gives (PREFIX.allow/.deny, else LXC's default
+    allow-list), as the start built it."""
     from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, build_policy
-    allow, deny = values.get("lxc.cgroup.devices.allow"), values.get("lxc.cgroup.devices.deny")
+    allow, deny = values.get(prefix + ".allow"), values.get(prefix + ".deny")
     if allow is None and deny is None:
-        policy = DEFAULT_DEVICE_POLICY
-    else:
-        from lxctools.config import lines
-        policy = build_policy(lines(allow), lines(deny), prefix="lxc.cgroup.devices")
+        return DEFAULT_DEVICE_POLICY
+    from lxctools.config import lines
+    return build_policy(lines(allow), lines(deny), prefix=prefix)
+
+
+def permitted_by_config(values: Mapping[str, object], node: DeviceNode,
+                        prefix: str = "lxc.cgroup.devices") -> bool:
+    """Whether the container's own device policy (PREFIX.*, or LXC's default allow-list)
+    already grants rwm on node -- then `del` must not deny it (e.g. /dev/null)."""
+    policy = config_device_policy(values, prefix)
     verdict = policy.default_allow
     for rule in policy.rules:  # later rules refine earlier ones
         if rule.type in ("a", node.kind) and rule.major in (None, node.major) \
@@ -190,30 +198,70 @@ def remove_node(pid: int, target: str) -> DeviceNode:
 
 def _devices_dir(plan) -> str:
     d = plan.v1_dir("devices")
-    if d is not None:
-        return d.path
-    if plan.unified is not None and not any(x.version == 1 for x in plan.dirs):
-        raise PylError("device access on a pure cgroup v2 host is not supported yet "
-                       "(it needs replacing the container's BPF device program)",
-                       hint="allow the device in the config (lxc.cgroup2.devices.allow) and restart")
-    return ""  # hybrid host without a v1 devices hierarchy: nothing restricts devices
+    return d.path if d is not None else ""  # hybrid without a v1 devices hierarchy: unrestricted
 
 
-def check_cgroup_support(plan) -> None:
-    """Fail before touching the container when its device cgroup cannot be changed."""
-    _devices_dir(plan)
+def _pure_v2(plan) -> bool:
+    return plan.unified is not None and not any(x.version == 1 for x in plan.dirs)
 
 
-def allow_in_cgroup(plan, node: DeviceNode) -> None:
+class Granted:
+    """The devices pyl-device allowed in a pure-v2 container's current run: a JSON file in the
+    run dir, tied to its init (PID and start time), so a restart begins from the config again."""
+
+    def __init__(self, path: str, init: tuple[int, int]) -> None:
+        self.path, self.init = path, list(init)
+
+    def rules(self) -> list[str]:
+        from lxctools.state import read_json
+        record = read_json(self.path) or {}
+        return list(record.get("allow", [])) if record.get("init") == self.init else []
+
+    def save(self, rules: list[str]) -> None:
+        from pathlib import Path
+        from lxctools.state import write_json_atomic
+        write_json_atomic(Path(self.path), {"init": self.init, "allow": rules})
+
+
+def _replace_v2_program(plan, values: Mapping[str, object], granted_rules: list[str]) -> None:
+    """The start's device program again, with the granted devices allowed ahead of the config's
+    rules (a device the admin hands in wins over a broad deny of the config)."""
+    from lxctools.kernel import bpf
+    from lxctools.runtime.cgroups.devices import parse_rule
+    policy = config_device_policy(values, "lxc.cgroup2.devices")
+    if not policy.reset and not policy.rules:
+        return  # the config enforces nothing: no program was attached
+    extra = [parse_rule(text, True, key="pyl-device") for text in granted_rules]
+    rules = [(r.type, r.major, r.minor, r.access, r.allow) for r in [*extra, *policy.rules]]
+    try:
+        bpf.replace_device_program(plan.unified.path, policy.default_allow, rules)
+    except OSError as err:
+        raise KernelError(f"cannot replace the device program of {plan.unified.path}: {err.strerror}",
+                          err.errno) from err
+
+
+def allow_in_cgroup(plan, node: DeviceNode, *, values: Mapping[str, object] | None = None,
+                    granted: Granted | None = None) -> None:
     from lxctools.runtime import cgroups
     if _devices_dir(plan):
         cgroups.write_value(plan, "devices.allow", node.cgroup_rule())
+    elif _pure_v2(plan) and granted is not None:
+        rules = granted.rules()
+        if node.cgroup_rule() not in rules:
+            rules.append(node.cgroup_rule())
+        _replace_v2_program(plan, values or {}, rules)
+        granted.save(rules)
 
 
-def deny_in_cgroup(plan, node: DeviceNode) -> None:
+def deny_in_cgroup(plan, node: DeviceNode, *, values: Mapping[str, object] | None = None,
+                   granted: Granted | None = None) -> None:
     from lxctools.runtime import cgroups
     if _devices_dir(plan):
         cgroups.write_value(plan, "devices.deny", node.cgroup_rule())
+    elif _pure_v2(plan) and granted is not None:
+        rules = [r for r in granted.rules() if r != node.cgroup_rule()]
+        _replace_v2_program(plan, values or {}, rules)
+        granted.save(rules)
 
 
 # ------------------------------------------------------------------ network interfaces

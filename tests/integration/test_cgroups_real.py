@@ -311,3 +311,38 @@ def test_plan_from_existing_via_init_cgroup(name):
 
     planned, seen, mine = in_child(scenario)
     assert planned == seen == mine
+
+
+@pytest.mark.skipif(LAYOUT is None or LAYOUT.unified is None or not os.path.exists("/dev/kmsg"),
+                    reason="needs a cgroup2 mount and /dev/kmsg")
+def test_the_device_program_is_replaced_never_widened_in_between(name):
+    """pyl-device on pure v2: a new program takes the attached one's place (one program left)."""
+    from lxctools.kernel import bpf
+    u = LAYOUT.unified
+    v2_only = cg.CgroupLayout("v2", (cg.Hierarchy(2, u.mountpoint, (), u.path),))
+
+    def attached(plan) -> int:
+        fd = os.open(plan.unified.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return len(bpf.bpf_prog_query(fd, bpf.BPF_CGROUP_DEVICE))
+        finally:
+            os.close(fd)
+
+    def scenario():
+        plan = cg.plan_cgroup({"lxc.cgroup2.devices.deny": "a", "lxc.cgroup2.devices.allow": "c 1:3 rwm"},
+                              name=name, layout=v2_only)
+        try:
+            cg.create(plan)
+            before = _probe_devices(plan, ["/dev/null", "/dev/kmsg"]), attached(plan)
+            bpf.replace_device_program(plan.unified.path, False, [("c", 1, 11, "rwm", True), ("c", 1, 3, "rwm", True)])
+            granted = _probe_devices(plan, ["/dev/null", "/dev/kmsg"]), attached(plan)
+            bpf.replace_device_program(plan.unified.path, False, [("c", 1, 3, "rwm", True)])
+            taken = _probe_devices(plan, ["/dev/null", "/dev/kmsg"]), attached(plan)
+            return before, granted, taken
+        finally:
+            cg.destroy(plan)
+
+    before, granted, taken = in_child(scenario)
+    assert before == ([0, errno.EPERM], 1)
+    assert granted == ([0, 0], 1)
+    assert taken == ([0, errno.EPERM], 1)

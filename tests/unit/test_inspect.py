@@ -422,9 +422,31 @@ def test_device_cgroup_rules(tmp_path):
     assert (tmp_path / "devices/pyl.payload.c1/devices.deny").read_text() == "c 81:0 rwm"
 
 
-def test_device_cgroup_pure_v2_is_not_supported_yet(tmp_path):
-    with pytest.raises(PylError, match="not supported yet"):
-        devices.check_cgroup_support(_plan(tmp_path, v1_devices=False, unified=True))
+def test_device_cgroup_pure_v2_rebuilds_the_program_with_what_was_granted(tmp_path, monkeypatch):
+    from lxctools.kernel import bpf
+    programs = []
+    monkeypatch.setattr(bpf, "replace_device_program",
+                        lambda d, default, rules: programs.append((d, default, rules)))
+    plan = _plan(tmp_path, v1_devices=False, unified=True)
+    granted = devices.Granted(str(tmp_path / "run/devices/c1.json"), (4242, 99))
+    tun = devices.DeviceNode("c", 10, 200, 0o666, 0, 0)
+    video = devices.DeviceNode("c", 81, 0, 0o660, 0, 0)
+    devices.allow_in_cgroup(plan, tun, values={}, granted=granted)
+    devices.allow_in_cgroup(plan, video, values={}, granted=granted)
+    (directory, default, rules), = programs[-1:]
+    assert directory == str(tmp_path / "unified/pyl.payload.c1") and default is False
+    # granted first, then LXC's default allow-list (the config names no device rules)
+    assert rules[:2] == [("c", 10, 200, "rwm", True), ("c", 81, 0, "rwm", True)]
+    assert ("c", 1, 3, "rwm", True) in rules[2:]
+    devices.deny_in_cgroup(plan, tun, values={}, granted=granted)
+    assert programs[-1][2][0] == ("c", 81, 0, "rwm", True) and ("c", 10, 200, "rwm", True) not in programs[-1][2]
+    assert granted.rules() == ["c 81:0 rwm"]
+    # another run of the container (a new init) starts from the config again
+    assert devices.Granted(granted.path, (5151, 7)).rules() == []
+    # a config that enforces nothing has no program to replace
+    programs.clear()
+    devices.allow_in_cgroup(plan, tun, values={"lxc.cgroup2.devices.allow": []}, granted=granted)
+    assert programs == []
 
 
 def test_make_node_is_idempotent_and_refuses_other_files(tmp_path):

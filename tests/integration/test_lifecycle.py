@@ -8,6 +8,7 @@ import os
 import select
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -71,7 +72,10 @@ def test_attach_exit_status_and_signals(pyl):
     assert pyl("attach", "-n", "c1", "--", "/nonexistent").returncode == 127
     # a signal sent to pyl-attach reaches the command
     proc = pyl.popen("attach", "-n", "c1", "--", "sleep", "30", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30  # the command runs: pyl-attach relays signals by then
+    while pyl("attach", "-n", "c1", "--", "pidof", "sleep").returncode != 0:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 128 + signal.SIGTERM
     pyl.ok("stop", "-n", "c1", "-k")
@@ -128,11 +132,21 @@ def test_execute_status_and_stdio(pyl):
 
 def test_monitor_and_wait_see_state_changes(pyl):
     make(pyl)
+    make(pyl, "c0")
     mon = pyl.popen("monitor", "-n", "c.*", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(mon.stdout), daemon=True)
+    reader.start()
     try:
-        time.sleep(0.5)
+        # Subscribed once it reports c0's changes (no fixed sleep: a slow machine takes longer)
+        deadline = time.monotonic() + 30
+        while not any(line.startswith("'c0'") for line in list(seen)):
+            assert time.monotonic() < deadline and mon.poll() is None
+            pyl.ok("start", "-n", "c0")
+            pyl.ok("stop", "-n", "c0", "-k")
+            time.sleep(0.1)
         waiter = pyl.popen("wait", "-n", "c1", "-s", "RUNNING", "-t", "20")
-        time.sleep(0.3)
+        time.sleep(0.3)  # registered or not, a wait for RUNNING returns 0 once it is
         pyl.ok("start", "-n", "c1")
         assert waiter.wait(timeout=20) == 0
         assert pyl("wait", "-n", "c1", "-s", "FROZEN", "-t", "0.3").returncode == 76
@@ -140,11 +154,15 @@ def test_monitor_and_wait_see_state_changes(pyl):
         assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "FROZEN\n"
         pyl.ok("unfreeze", "-n", "c1")
         pyl.ok("stop", "-n", "c1", "-k")
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not any("'c1' changed state to [STOPPED]" in line for line in list(seen)):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         mon.terminate()
-        out, _ = mon.communicate(timeout=10)
-    lines = [line for line in out.splitlines() if line.startswith("'c1' changed")]
+        mon.wait(timeout=10)
+        reader.join(timeout=10)
+    lines = [line.rstrip("\n") for line in seen if line.startswith("'c1' changed")]
     states = [line.split("[")[1].rstrip("]") for line in lines]
     assert states == ["STARTING", "RUNNING", "FREEZING", "FROZEN", "THAWED", "RUNNING", "STOPPING", "STOPPED"]
 

@@ -260,29 +260,6 @@ class Container:
         clones = dependents.live_clones(self.dir)
         if clones and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
-        # -s: the clones with their own snapshots (lxc-destroy -s stops at a clone that has
-        # some), then our snapshots. A snapshot of an overlay clone reads our source's rootfs:
-        # destroyed one by one, each leaves that source's list (removing snaps/ would not).
-        doomed = [("clone", Container(name, Layout(Path(lxcpath), self.layout.rundir)))
-                  for lxcpath, name in clones]
-        if snapshots:
-            snaps_layout = Layout(snaps, self.layout.rundir)
-            doomed += [("snapshot", Container(name, snaps_layout)) for name in list_container_names(snaps_layout)]
-        running = [(kind, other) for kind, other in doomed if not force and other.runstate().state is not State.STOPPED]
-        if running:  # refused before any of them is gone
-            kind, other = running[0]
-            raise WrongStateError(f"{kind} {other.name}: cannot destroy: container is {other.runstate().state}",
-                                  hint="stop it first, or use -f to stop and destroy it")
-        for kind, other in doomed:
-            try:
-                with other.lock("destroy"):
-                    if other.is_defined():  # a clone's snapshot is also our clone: gone with it
-                        other._destroy_locked(force=force, snapshots=True, source_held=me)
-            except PylError as err:
-                if not err.message.startswith(f"{other.name}: "):  # the lock's own message names it
-                    err.message = f"{kind} {other.name}: {err.message}"
-                    err.args = (err.message,)
-                raise
         try:
             values = self.load_config().values()
         except ConfigError as err:
@@ -292,13 +269,37 @@ class Container:
                               f"hooks), or remove {self.dir} by hand") from None
         rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
         managed = values.get("lxc.rootfs.managed", "1") != "0"
-        # Every refusal before anything changes (hooks, the source's clone list, files).
+        # Every refusal before anything changes (clones, snapshots, hooks, the source's clone
+        # list, files).
         if not managed and rootfs is not None and _is_inside(rootfs, self.dir):
             raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
                            "refusing to delete it")
         busy = _mounts_under(self.dir)
         if busy:
             raise BusyError(f"cannot destroy: something is mounted at {busy[0]}")
+        # -s: the clones with their own snapshots (lxc-destroy -s stops at a clone that has
+        # some), then our snapshots. A snapshot of an overlay clone reads our source's rootfs:
+        # destroyed one by one, each leaves that source's list (removing snaps/ would not).
+        doomed = [("clone", Container(name, Layout(Path(lxcpath), self.layout.rundir)))
+                  for lxcpath, name in clones]
+        if snapshots:
+            snaps_layout = Layout(snaps, self.layout.rundir)
+            doomed += [("snapshot", Container(name, snaps_layout)) for name in list_container_names(snaps_layout)]
+        if not force:
+            for kind, other in doomed:
+                state = other.runstate().state
+                if state is not State.STOPPED:  # refused before any of them is gone
+                    raise WrongStateError(f"{kind} {other.name}: cannot destroy: container is {state}",
+                                          hint="stop it first, or use -f to stop and destroy it")
+        for kind, other in doomed:
+            try:
+                with other.lock("destroy"):
+                    if other.is_defined():  # a clone's snapshot is also our clone: gone with it
+                        other._destroy_locked(force=force, snapshots=True, source_held=me)
+            except PylError as err:
+                if not err.message.startswith(f"{other.name}: "):  # the lock's own message names it
+                    err.prefixed(f"{kind} {other.name}")
+                raise
         self._run_hooks(values, "destroy")
         source = dependents.source_of(self.dir)
         if source is not None and source != source_held:

@@ -42,6 +42,13 @@ class PylError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def prefixed(self, what: str) -> PylError:
+        """This error, said of WHAT ("clone c2: cannot destroy: ..."); the same object, so its
+        class, exit code, hint and cause stay."""
+        self.message = f"{what}: {self.message}"
+        self.args = (self.message,)
+        return self
+
     def __reduce__(self):
         # Errors cross processes (the netlink worker, netns helpers) pickled; subclasses take
         # other constructor arguments (KernelError's errno), so rebuild from the attributes.

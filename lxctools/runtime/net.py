@@ -277,8 +277,7 @@ def _claim_static(plan: NetPlan, bridge_addr: IPv4Interface, lxcpath: Path, stat
         try:
             ipam.claim(lxcpath, bridge_addr, plan.container_name, interface, is_running)
         except PylError as err:
-            err.message = f"{plan.key('ipv4.address')}: {err.message}"
-            err.args = (err.message,)
+            err.prefixed(plan.key("ipv4.address"))
             raise
         if lease not in state.leases:
             state.leases.append(lease)

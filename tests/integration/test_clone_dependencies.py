@@ -128,3 +128,20 @@ def test_destroy_removes_immutable_and_append_only_files(pyl):
         subprocess.run(["chattr", flags, str(rootfs / path)], check=True)
     pyl.ok("destroy", "-n", name)
     assert os.listdir(pyl.lxcpath) == []
+
+
+def test_destroy_s_refuses_before_any_clone_is_gone(pyl):
+    # Something mounted in the source's folder: the refusal comes first, its clones stay.
+    base, clone = f"{P}b", f"{P}s"
+    pyl.ok("create", "-n", base, "-t", "busybox", "-f", NO_NET)
+    pyl.ok("copy", "-n", base, "-N", clone, "-s")
+    mnt = pyl.lxcpath / base / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "pyltest", str(mnt)], check=True)
+    try:
+        r = pyl("destroy", "-n", base, "-s")
+        assert r.returncode == 75 and "mounted" in r.stderr, r.stderr
+        assert (pyl.lxcpath / clone / "config.toml").exists()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    pyl.ok("destroy", "-n", base, "-s")

@@ -507,10 +507,7 @@ class Container:
                 devices.add_node(rs.pid, node, inside)
                 return
             node = devices.remove_node(rs.pid, inside)
-            prefix = "lxc.cgroup2.devices" if plan.unified is not None and plan.v1_dir("devices") is None \
-                else "lxc.cgroup.devices"
-            if not devices.permitted_by_config(values, node, prefix):
-                devices.deny_in_cgroup(plan, node, values=values, granted=granted)
+            devices.deny_in_cgroup(plan, node, values=values, granted=granted)
 
     def stats(self, rs: RunState | None = None, plan=None):
         """cgroup statistics of a running container (None when stopped or unreadable).

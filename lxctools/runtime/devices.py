@@ -88,22 +88,13 @@ def is_host_interface(name: str, sys_class_net: str = "/sys/class/net") -> bool:
     return "/" not in name and name not in (".", "..", "") and os.path.exists(os.path.join(sys_class_net, name))
 
 
-def config_device_policy(values: Mapping[str, object], prefix: str = "lxc.cgroup.devices"):
-    """The device policy the container's config gives (PREFIX.allow/.deny, else LXC's default
-    allow-list), as the start built it."""
-    from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, build_policy
-    allow, deny = values.get(prefix + ".allow"), values.get(prefix + ".deny")
-    if allow is None and deny is None:
-        return DEFAULT_DEVICE_POLICY
-    from lxctools.config import lines
-    return build_policy(lines(allow), lines(deny), prefix=prefix)
-
-
-def permitted_by_config(values: Mapping[str, object], node: DeviceNode,
-                        prefix: str = "lxc.cgroup.devices") -> bool:
-    """Whether the container's own device policy (PREFIX.*, or LXC's default allow-list)
-    already grants rwm on node -- then `del` must not deny it (e.g. /dev/null)."""
-    policy = config_device_policy(values, prefix)
+def permitted_by_config(values: Mapping[str, object], node: DeviceNode) -> bool:
+    """Whether the container's own v1 device policy (lxc.cgroup.devices.*, or LXC's default
+    allow-list) already grants rwm on node -- then `del` must not deny it (e.g. /dev/null)."""
+    from lxctools.runtime.cgroups.devices import config_policy
+    policy = config_policy(values, "lxc.cgroup.devices")
+    if policy is None:
+        return True  # the config enforces nothing
     verdict = policy.default_allow
     for rule in policy.rules:  # later rules refine earlier ones
         if rule.type in ("a", node.kind) and rule.major in (None, node.major) \
@@ -227,14 +218,13 @@ def _replace_v2_program(plan, values: Mapping[str, object], granted_rules: list[
     """The start's device program again, with the granted devices allowed ahead of the config's
     rules (a device the admin hands in wins over a broad deny of the config)."""
     from lxctools.kernel import bpf
-    from lxctools.runtime.cgroups.devices import parse_rule
-    policy = config_device_policy(values, "lxc.cgroup2.devices")
-    if not policy.reset and not policy.rules:
+    from lxctools.runtime.cgroups.devices import config_policy, parse_rule
+    policy = config_policy(values, "lxc.cgroup2.devices")
+    if policy is None:
         return  # the config enforces nothing: no program was attached
-    extra = [parse_rule(text, True, key="pyl-device") for text in granted_rules]
-    rules = [(r.type, r.major, r.minor, r.access, r.allow) for r in [*extra, *policy.rules]]
+    granted = [parse_rule(text, True, key="pyl-device") for text in granted_rules]
     try:
-        bpf.replace_device_program(plan.unified.path, policy.default_allow, rules)
+        bpf.replace_device_program(plan.unified.path, policy.default_allow, policy.bpf_rules(granted))
     except OSError as err:
         raise KernelError(f"cannot replace the device program of {plan.unified.path}: {err.strerror}",
                           err.errno) from err
@@ -255,12 +245,16 @@ def allow_in_cgroup(plan, node: DeviceNode, *, values: Mapping[str, object] | No
 
 def deny_in_cgroup(plan, node: DeviceNode, *, values: Mapping[str, object] | None = None,
                    granted: Granted | None = None) -> None:
+    """Take back what allow_in_cgroup gave NODE, unless the config grants it anyway (then
+    `del` must not deny it: /dev/null)."""
     from lxctools.runtime import cgroups
+    values = values or {}
     if _devices_dir(plan):
-        cgroups.write_value(plan, "devices.deny", node.cgroup_rule())
-    elif _pure_v2(plan) and granted is not None:
+        if not permitted_by_config(values, node):
+            cgroups.write_value(plan, "devices.deny", node.cgroup_rule())
+    elif _pure_v2(plan) and granted is not None:  # the rebuilt program has the config's rules
         rules = [r for r in granted.rules() if r != node.cgroup_rule()]
-        _replace_v2_program(plan, values or {}, rules)
+        _replace_v2_program(plan, values, rules)
         granted.save(rules)
 
 

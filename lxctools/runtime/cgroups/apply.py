@@ -173,9 +173,8 @@ def _apply_devices(plan: CgroupPlan) -> None:
 
         d = plan.unified
         assert d is not None
-        rules = [(r.type, r.major, r.minor, r.access, r.allow) for r in policy.rules]
         try:
-            bpf.attach_device_program(d.path, policy.default_allow, rules)
+            bpf.attach_device_program(d.path, policy.default_allow, policy.bpf_rules())
         except (PylError, OSError) as e:  # KernelError, or PermissionDeniedError for EPERM
             raise StartError(f"cannot attach the device program to {d.path}: {e}",
                              hint=getattr(e, "hint", None)) from e

@@ -64,6 +64,11 @@ class DevicePolicy:
     reset: bool
     rules: tuple[DeviceRule, ...]
 
+    def bpf_rules(self, granted: Iterable[DeviceRule] = ()) -> list[tuple]:
+        """The rules as kernel.bpf compiles them, GRANTED ones (pyl-device's) first: the program
+        stops at the first rule that matches, so a device handed in wins over a broad deny."""
+        return [(r.type, r.major, r.minor, r.access, r.allow) for r in (*granted, *self.rules)]
+
     def v1_writes(self) -> tuple[tuple[str, str], ...]:
         """(file, line) pairs to write, in order, into a v1 devices cgroup."""
         out: list[tuple[str, str]] = []
@@ -110,3 +115,15 @@ DEFAULT_DEVICE_POLICY = build_policy(
     [t for verdict, t in DEFAULT_DEVICE_RULES if verdict == "deny"],
     prefix="lxc.cgroup.devices",
 )
+
+
+def config_policy(values, prefix: str) -> DevicePolicy | None:
+    """The policy a config's PREFIX.allow/.deny keys give (lxc.cgroup.devices or
+    lxc.cgroup2.devices), LXC's default allow-list when it has neither, None when they are
+    present but empty (userns.conf style "lxc.cgroup.devices.allow =": nothing is enforced)."""
+    from lxctools.config import lines
+    allow, deny = values.get(prefix + ".allow"), values.get(prefix + ".deny")
+    if allow is None and deny is None:
+        return DEFAULT_DEVICE_POLICY
+    policy = build_policy(lines(allow), lines(deny), prefix=prefix)
+    return policy if policy.reset or policy.rules else None

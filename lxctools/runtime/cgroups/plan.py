@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from lxctools.errors import InvalidNameError, StartError
-from lxctools.runtime.cgroups.devices import DEFAULT_DEVICE_POLICY, DevicePolicy, build_policy
+from lxctools.runtime.cgroups.devices import DevicePolicy, config_policy
 from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout, Hierarchy, join
 
 PAYLOAD_PREFIX = "pyl.payload."
@@ -186,14 +186,8 @@ def _device_plan(values: Mapping[str, str | list[str]], dirs: tuple[CgroupDir, .
         prefix, backend = "lxc.cgroup2.devices", "bpf"
     else:
         return None, None  # v1 without a devices hierarchy (or hybrid without one): nothing to enforce with
-    allow, deny = values.get(prefix + ".allow"), values.get(prefix + ".deny")
-    if allow is None and deny is None:
-        return DEFAULT_DEVICE_POLICY, backend
-    # Keys present but empty (userns.conf style "lxc.cgroup.devices.allow =") clear the list.
-    policy = build_policy(_values(allow or []), _values(deny or []), prefix=prefix)
-    if not policy.reset and not policy.rules:
-        return None, None
-    return policy, backend
+    policy = config_policy(values, prefix)
+    return (policy, backend) if policy is not None else (None, None)
 
 
 def plan_monitor_cgroup(layout: CgroupLayout) -> CgroupPlan:

@@ -134,38 +134,12 @@ def _copy_file(sfd: int, dfd: int, name: str, st: os.stat_result, where: str) ->
             if st.st_blocks * 512 < st.st_size:
                 _copy_sparse(ifd, ofd, st.st_size)
             else:
-                _copy_data(ifd, ofd, st.st_size)
+                _copy_range(ifd, ofd, 0, st.st_size)
             _finish(ofd, None, st, where, src_fd=ifd)
         finally:
             os.close(ofd)
     finally:
         os.close(ifd)
-
-
-def _copy_data(ifd: int, ofd: int, size: int) -> None:
-    # copy_file_range stays in the kernel (and may share extents); plain read/write otherwise.
-    try:
-        left = size
-        while left > 0:
-            n = os.copy_file_range(ifd, ofd, left)
-            if n == 0:
-                break
-            left -= n
-        if left <= 0:
-            return
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise
-        os.lseek(ifd, 0, os.SEEK_SET)
-        os.lseek(ofd, 0, os.SEEK_SET)
-        os.ftruncate(ofd, 0)
-    while True:
-        chunk = os.read(ifd, 1 << 20)
-        if not chunk:
-            return
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(ofd, view):]
 
 
 def _copy_sparse(ifd: int, ofd: int, size: int) -> None:
@@ -180,7 +154,7 @@ def _copy_sparse(ifd: int, ofd: int, size: int) -> None:
             return
         if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP):
             raise
-        _copy_data(ifd, ofd, size)  # no SEEK_DATA on this file system
+        _copy_range(ifd, ofd, 0, size)  # no SEEK_DATA on this file system
         return
     while offset < size:
         end = os.lseek(ifd, offset, os.SEEK_HOLE)
@@ -195,6 +169,8 @@ def _copy_sparse(ifd: int, ofd: int, size: int) -> None:
 
 
 def _copy_range(ifd: int, ofd: int, offset: int, count: int) -> None:
+    """COUNT bytes at OFFSET, to the same offset: copy_file_range stays in the kernel (and may
+    share extents); pread/pwrite where it cannot (another file system, an old kernel)."""
     end = offset + count
     try:
         while offset < end:

@@ -24,6 +24,10 @@ from lxctools.config import keys
 from lxctools.config.lxcformat import Entry
 from lxctools.errors import ConfigError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
@@ -37,12 +41,12 @@ def load_toml(text: str, source: str) -> dict:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
 
 
-def _scalar(value: object, key: str, source: str) -> str:
+def _scalar(value: object, key: str, where: Callable[[], str]) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, (int, str)):
         return str(value)
-    raise ConfigError(f"{source}: {key}: unsupported TOML value {value!r} "
+    raise ConfigError(f"{where()}: {key}: unsupported TOML value {value!r} "
                       "(use a string, integer, boolean or an array of those)")
 
 
@@ -81,7 +85,11 @@ def flatten(data: dict, source: str, text: str | None = None) -> list[Entry]:
 
     def emit(raw_key: str, value: object) -> None:
         locate = (lambda: lines_of.find(raw_key)) if lines_of is not None else None
-        where = Entry(raw_key, "", source, None, locate).where
+
+        def where() -> str:  # called only for an error: the line scan is for errors alone
+            line = locate() if locate is not None else None
+            return f"{source}:{line}" if line else source
+
         key = keys.canonical(raw_key)
         spec = keys.find(key)
         if spec is None:
@@ -89,9 +97,9 @@ def flatten(data: dict, source: str, text: str | None = None) -> list[Entry]:
         if isinstance(value, list):
             if not spec.multi and len(value) > 1:
                 raise ConfigError(f"{where()}: {key} takes a single value, not an array")
-            lines = [_scalar(item, key, where()) for item in value]
+            lines = [_scalar(item, key, where) for item in value]
         else:
-            lines = [_scalar(value, key, where())]
+            lines = [_scalar(value, key, where)]
         target = includes if key == "lxc.include" else clears if spec.group_clear else rest
         target.extend(Entry(key, line, source, None, locate) for line in lines)
 

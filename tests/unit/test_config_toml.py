@@ -104,6 +104,20 @@ def test_errors_name_the_line_of_the_key_however_it_is_written(tmp_path: Path) -
         ContainerConfig.load(tmp_path / "main.toml").values()
 
 
+def test_a_good_config_is_loaded_without_the_line_scan(tmp_path: Path, monkeypatch) -> None:
+    # the lines are looked for only when an error needs one (every start loads configs)
+    from lxctools.config import tomlformat
+
+    def scan(_text):
+        raise AssertionError("line scan on a good config")
+        yield
+
+    monkeypatch.setattr(tomlformat, "_plain_lines", scan)
+    path = tmp_path / "config.toml"
+    path.write_text('[lxc.uts]\nname = "x"\n[lxc.cap]\ndrop = ["sys_module"]\n[lxc]\nautodev = true\n')
+    assert ContainerConfig.load(path).values()["lxc.uts.name"] == "x"
+
+
 def test_syntax_error_gives_the_line(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[lxc]\narch = "amd64"\nname = \n')

@@ -340,17 +340,22 @@ class Container:
         return cfg.values(), str(path)
 
     def start(self, *, rcfile: str | None = None, overrides: list[str] | None = None,
-              command: list[str] | None = None) -> tuple[bool, int | None]:
-        """Start and return (started_now, init pid); (False, pid) if it was already running."""
+              command: list[str] | None = None, pidfile: str | None = None) -> tuple[bool, int | None]:
+        """Start and return (started_now, init pid); (False, pid) if it was already running.
+        PIDFILE: the supervisor writes its PID there and removes the file when the container
+        stops (pyl-start -p)."""
         from lxctools.monitor.client import connect
         with self.lock("start"):
             if rcfile is None:
                 self.require_defined()
             rs = self.runstate()
-            if rs.state.is_running:
+            if rs.state.is_running and pidfile is None:
                 return False, rs.pid
-            with connect(self.layout, for_start=True) as conn:
-                reply = conn.request(self._start_message(rcfile, overrides, command))
+            message = self._start_message(rcfile, overrides, command)
+            if pidfile is not None:  # running already: the supervisor still takes the file on
+                message["pidfile"] = os.path.abspath(pidfile)
+            with connect(self.layout, for_start=not rs.state.is_running) as conn:
+                reply = conn.request(message)
             for warning in reply.get("warnings") or []:
                 from lxctools.log import warn_user
                 warn_user(f"pyl-start: {self.name}", warning)

@@ -9,7 +9,8 @@ HELP = """Start a container's init (lxc.init.cmd, default /sbin/init) in new nam
   pyl-start -n c1 -s lxc.cgroup2.memory.max=256M -- /bin/sh
 
 Already running: says so on stderr and exits 0, as lxc-start does. -p writes the PID of the
-supervisor (pyl-monitord, shared by the containers of one lxcpath) like lxc-start's monitor PID."""
+supervisor (pyl-monitord, shared by the containers of one lxcpath) like lxc-start's monitor PID,
+and the file is removed when the container stops, as lxc-start's is."""
 NEEDS_NAME = True
 NAME_STATES = "start"
 TAKES_COMMAND = True
@@ -19,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("-d", "--daemon", action="store_true", help="run in the background (default)")
     parser.add_argument("-F", "--foreground", action="store_true", help="console on this terminal")
     add_config_arguments(parser)
-    parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE")
+    parser.add_argument("-p", "--pidfile", help="write the supervisor's PID to FILE (removed when the container stops)")
     parser.add_argument("-L", "--console-log", help="log the console to FILE (lxc.console.logfile)")
     parser.add_argument("-C", "--close-all-fds", action="store_true", help="accepted for LXC compatibility (always done)")
 
@@ -62,30 +63,36 @@ def run(args, ctx) -> int:
         # The supervisor opens it, from its own working directory (/): a relative name is the
         # caller's.
         overrides.append(f"lxc.console.logfile={os.path.abspath(args.console_log)}")
-    pidfile = None
+    created_pidfile = False
     if args.pidfile:
         # Before the start, as lxc-start: a pid file that cannot be written is a refusal with
-        # nothing started, not a traceback after the container runs.
+        # nothing started, not a traceback after the container runs. The supervisor writes it.
         try:
-            pidfile = open(args.pidfile, "a")
+            try:
+                fd = os.open(args.pidfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+                created_pidfile = True
+            except FileExistsError:
+                fd = os.open(args.pidfile, os.O_WRONLY | os.O_CLOEXEC)
         except OSError as err:
             from lxctools.errors import file_error
             raise file_error(err, f"the pid file '{args.pidfile}'") from None
+        os.close(fd)
     container = ctx.container(args.name)
     try:
-        started, pid = container.start(rcfile=rcfile, overrides=overrides, command=args.command)
-        if pidfile is not None:  # already running too: the file made above holds the truth
-            from lxctools.monitor.client import request
-            info = request(ctx.layout, {"op": "ping"})
-            pidfile.truncate(0)
-            pidfile.write(f"{info['pid']}\n")
-        if not started:
-            if not ctx.quiet:
-                sys.stderr.write(f"{ctx.prog}: {args.name}: container is already running\n")
-            return 0
-    finally:
-        if pidfile is not None:
-            pidfile.close()
+        started, pid = container.start(rcfile=rcfile, overrides=overrides, command=args.command,
+                                       pidfile=args.pidfile)
+    except BaseException:
+        if created_pidfile:  # nothing started: leave no empty file behind
+            try:
+                if os.stat(args.pidfile).st_size == 0:
+                    os.unlink(args.pidfile)
+            except OSError:
+                pass
+        raise
+    if not started:
+        if not ctx.quiet:
+            sys.stderr.write(f"{ctx.prog}: {args.name}: container is already running\n")
+        return 0
     if args.foreground:
         from lxctools.cli.console import attach_console
         attach_console(ctx, container, tty=0, escape=None, until_stopped=True)

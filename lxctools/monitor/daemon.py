@@ -368,7 +368,7 @@ class Supervisor(LifecycleOps, SessionOps):
         write_json_atomic(self.layout.state_file(sup.name), {
             "name": sup.name, "state": str(sup.state), "pid": sup.pid, "starttime": sup.starttime,
             "supervisor": os.getpid(), "config_file": sup.config_file, "values": sup.values,
-            "net": net_state, "ephemeral": sup.ephemeral,
+            "net": net_state, "ephemeral": sup.ephemeral, "pidfiles": sup.pidfiles,
         })
 
     def _broadcast_state(self, name: str, state: State) -> None:

@@ -50,6 +50,8 @@ class LifecycleOps:
             if alive and sup is not None:
                 self.containers[name] = sup
                 self.by_pid[pid] = sup
+                for pidfile in sup.pidfiles:  # they named the supervisor that died
+                    _write_pid(pidfile)
                 self.sel.register(sup.pidfd, selectors.EVENT_READ, ("pidfd", sup))
                 log.info("monitor", f"adopted {name} (pid {pid})")
             else:
@@ -80,7 +82,8 @@ class LifecycleOps:
                           state=State(record.get("state", "RUNNING")), values=record.get("values", {}),
                           config_file=record.get("config_file", ""), cgroup_plan=cg_plan, net_plans=(),
                           net_state=net_state, running_lock=lock_fd,
-                          ephemeral=record.get("ephemeral", False), adopted=True)
+                          ephemeral=record.get("ephemeral", False), adopted=True,
+                          pidfiles=[p for p in record.get("pidfiles") or [] if isinstance(p, str)])
 
     # ---- the loop ------------------------------------------------------------------------------
 
@@ -91,6 +94,7 @@ class LifecycleOps:
             self._settle_net_releases(name, block=True)  # its last run's links and leases first
         if name in self.containers:
             sup = self.containers[name]
+            self._hold_pidfile(sup, msg.get("pidfile"))
             self._reply(client, {"ok": True, "already": True, "state": sup.state, "pid": sup.pid})
             for fd in fds:
                 os.close(fd)
@@ -142,12 +146,25 @@ class LifecycleOps:
         if app:
             sup.exec_client = client
             client.on_close.append(lambda: self._exec_client_left(sup))
+        self._hold_pidfile(sup, msg.get("pidfile"), save=False)
         self._save(sup)
         self._broadcast_state(name, State.RUNNING)
         warnings = list(started.warnings) + ([log_warning] if log_warning else [])
         self._reply(client, {"ok": True, "state": "RUNNING", "pid": sup.pid, "warnings": warnings})
         # The init may already have died (a fast pyl-execute command): reap now.
         self._reap()
+
+    def _hold_pidfile(self, sup: Supervised, path: str | None, save: bool = True) -> None:
+        """pyl-start -p: write this supervisor's PID (the container's monitor, in LXC's words)
+        to PATH, and remove it when the container stops, as lxc-start does. Written here, not
+        by the client: a container that stops at once then never leaves a stale file."""
+        if not path:
+            return
+        _write_pid(path)
+        if path not in sup.pidfiles:
+            sup.pidfiles.append(path)
+        if save:
+            self._save(sup)
 
     def _exec_client_left(self, sup: Supervised) -> None:
         if sup.exec_client is not None and sup.name in self.containers:
@@ -361,6 +378,8 @@ class LifecycleOps:
                           extra_env={"LXC_TARGET": "reboot" if sup.reboot else "stop"})
             except Exception as err:
                 log.error("monitor", f"{sup.name}: {err}")
+        for path in sup.pidfiles:
+            _remove_pidfile(path)
         self.layout.state_file(sup.name).unlink(missing_ok=True)
         try:  # what pyl-device granted in this run (pure v2): the next run starts from the config
             os.unlink(self.layout.run_path("devices", f"{sup.name}.json"))
@@ -415,3 +434,23 @@ class LifecycleOps:
             Container(sup.name, self.layout).destroy(force=True)
         except Exception as err:
             log.error("monitor", f"{sup.name}: removing ephemeral container: {err}")
+
+
+def _write_pid(path: str) -> None:
+    try:
+        with open(path, "w") as file:
+            file.write(f"{os.getpid()}\n")
+    except OSError as err:  # the client checked it could write there; it changed since
+        log.error("monitor", f"pid file {path}: {err.strerror}")
+
+
+def _remove_pidfile(path: str) -> None:
+    """Remove PATH if it still holds this supervisor's PID: a file that another program wrote
+    since (a second pyl-start -p with the same path for another lxcpath) is not ours."""
+    try:
+        with open(path) as file:
+            if file.read().strip() != str(os.getpid()):
+                return
+        os.unlink(path)
+    except OSError:
+        pass

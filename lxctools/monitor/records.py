@@ -80,6 +80,7 @@ class Supervised:
     ephemeral: bool = False
     security_plan: Any = None
     netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns
+    pidfiles: list[str] = field(default_factory=list)  # pyl-start -p: hold our PID until the stop
 
 
 class NullClient:

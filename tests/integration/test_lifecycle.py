@@ -589,3 +589,54 @@ def test_a_pure_cgroup2_host(pyl):
     assert "0::/" in lines  # the container's own cgroup namespace, rooted at its cgroup
     assert "FROZEN" in lines
     assert pyl.ok("info", "-n", "c1", "-s").stdout.split() == ["State:", "STOPPED"]
+
+
+def test_pidfile_holds_the_supervisor_until_the_container_stops(pyl, tmp_path):
+    make(pyl)
+    pidfile = tmp_path / "pid"
+    pyl.ok("start", "-n", "c1", "-p", str(pidfile))
+    pid = int(pidfile.read_text())
+    assert "pyl-monitord" in Path(f"/proc/{pid}/comm").read_text() or \
+        "monitor.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    # Already running: -p still names the supervisor, and the second file goes too at the stop.
+    second = tmp_path / "second"
+    r = pyl("start", "-n", "c1", "-p", str(second))
+    assert r.returncode == 0 and "already running" in r.stderr
+    assert int(second.read_text()) == pid
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert not pidfile.exists() and not second.exists()  # removed at the stop, as lxc-start does
+
+
+def test_pidfile_rewritten_by_someone_else_is_left_alone(pyl, tmp_path):
+    make(pyl)
+    pidfile = tmp_path / "pid"
+    pyl.ok("start", "-n", "c1", "-p", str(pidfile))
+    pidfile.write_text("12345\n")  # another program's now
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert pidfile.read_text() == "12345\n"
+
+
+def test_failed_start_leaves_no_pidfile(pyl, tmp_path):
+    make(pyl)
+    pidfile = tmp_path / "pid"
+    r = pyl("start", "-n", "c1", "-p", str(pidfile), "-s", "lxc.init.cmd=/nonexistent")
+    assert r.returncode != 0
+    assert not pidfile.exists()
+
+
+def test_pidfile_follows_the_supervisor_that_adopts_the_container(pyl, tmp_path):
+    from tests.integration.test_cli_robustness import _supervisor_pids
+    make(pyl)
+    pidfile = tmp_path / "pid"
+    pyl.ok("start", "-n", "c1", "-p", str(pidfile))
+    (old,) = _supervisor_pids(pyl)
+    assert int(pidfile.read_text()) == old
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while old in _supervisor_pids(pyl) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pyl.ok("attach", "-n", "c1", "--", "true")  # a new supervisor adopts it
+    (new,) = _supervisor_pids(pyl)
+    assert int(pidfile.read_text()) == new != old
+    pyl.ok("stop", "-n", "c1", "-k")
+    assert not pidfile.exists()

@@ -20,9 +20,12 @@ STDIN, STDOUT = 0, 1
 
 def proxy(master: int, *, control: int | None = None, on_control: Callable[[], bool] | None = None,
           filter_input: Callable[[bytes], bytes | None] | None = None, log_fd: int | None = None,
-          eof_to_master: bytes | None = None) -> None:
+          eof_to_master: bytes | None = None, detach_at_eof: bool = False) -> None:
     """Copy stdin -> master and master -> stdout until the master side closes, on_control()
     (called when `control` is readable) returns False, or filter_input returns None (detach).
+    At the end of stdin: EOF_TO_MASTER is written to the master (attach: the pty's EOF key),
+    and with DETACH_AT_EOF the copy stops once the output already there is shown (console, as
+    lxc-console quits at the end of its input); otherwise output goes on being copied.
     The terminal is raw meanwhile and its size follows ours (SIGWINCH), then both are restored."""
     import fcntl
     import termios
@@ -65,6 +68,9 @@ def proxy(master: int, *, control: int | None = None, on_control: Callable[[], b
                     stdin_open = False
                     if eof_to_master:
                         os.write(master, eof_to_master)
+                    if detach_at_eof:
+                        _copy_pending(master, log_fd)
+                        return
                     continue
                 if filter_input is not None:
                     filtered = filter_input(data)
@@ -79,6 +85,20 @@ def proxy(master: int, *, control: int | None = None, on_control: Callable[[], b
         if saved is not None:
             termios.tcsetattr(STDIN, termios.TCSADRAIN, saved)
         signal.signal(signal.SIGWINCH, old_winch)
+
+
+def _copy_pending(master: int, log_fd: int | None) -> None:
+    """What the master has to read right now, to stdout (and the log): no waiting for more."""
+    while select.select([master], [], [], 0)[0]:
+        try:
+            data = os.read(master, 65536)
+        except (BlockingIOError, OSError):
+            return
+        if not data:
+            return
+        os.write(STDOUT, data)
+        if log_fd is not None:
+            os.write(log_fd, data)
 
 
 class EscapeFilter:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 HELP = """Connect to a container's tty (-t N, 1..lxc.tty.max) or console (-t 0).
 Type Ctrl-a q to detach (the container goes on), Ctrl-a Ctrl-a for a literal Ctrl-a; -e changes
-the prefix (-e '^b' or -e b). The console's recent output (ring buffer) is shown on connect."""
+the prefix (-e '^b' or -e b). The console's recent output (ring buffer) is shown on connect.
+At the end of its input (stdin not a terminal: `pyl-console -n c1 </dev/null`, a pipe that was
+read to its end) it detaches too, as lxc-console does, after showing the output already there."""
 NEEDS_NAME = True
 NAME_STATES = "console"
 RCFILE = "ignored"
@@ -54,7 +56,8 @@ def attach_console(ctx, container, *, tty: int, escape: str | None, until_stoppe
     # pyl-start -F keeps the console until the container stops: no escape key there.
     escape_filter = None if until_stopped else EscapeFilter(prefix)
     try:
-        proxy(master, control=conn.sock.fileno(), on_control=conn.reader.fill, filter_input=escape_filter)
+        proxy(master, control=conn.sock.fileno(), on_control=conn.reader.fill, filter_input=escape_filter,
+              detach_at_eof=not until_stopped)
         if escape_filter is not None and escape_filter.pending:
             os.write(master, escape_filter.pending)
     finally:

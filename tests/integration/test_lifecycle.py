@@ -366,6 +366,24 @@ def test_console_round_trip(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def test_console_detaches_at_the_end_of_its_input(pyl):
+    """lxc-console quits when its stdin ends; pyl-console used to wait forever (a cron job's
+    `pyl-console </dev/null` never returned)."""
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    for stdin in (subprocess.DEVNULL, None):
+        r = subprocess.run(pyl.argv("console", "-n", "c1", "-t", "1"), env=pyl.env, stdin=stdin,
+                           input=b"\r" if stdin is None else None, capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert b"Connected to tty 1" in r.stderr
+    # detached, not stopped, and tty 1 is free again for the next console
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "RUNNING\n"
+    r = subprocess.run(pyl.argv("console", "-n", "c1", "-t", "1"), env=pyl.env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def _read_until(fd: int, needle: bytes, timeout: float) -> bytes:
     import select
     data = b""

@@ -46,9 +46,8 @@ def run(args, ctx) -> int:
         bad = elevated - {"CAP", "CGROUP", "LSM"}
         if bad:
             raise UsageError(f"unknown privilege '{sorted(bad)[0]}' (CAP, CGROUP, LSM)")
-    for flag, value in (("-u", args.uid), ("-g", args.gid)):
-        if value is not None and not 0 <= value <= 2**32 - 2:
-            raise UsageError(f"{flag} {value}: an id is between 0 and 4294967294")
+    from lxctools.cli.driver import check_ids
+    check_ids(args.uid, args.gid)
     extra_env = {}
     for item in args.set_var:
         if "=" not in item:

@@ -41,6 +41,17 @@ def seconds(text: str) -> float:
     return value
 
 
+MAX_ID = 2 ** 32 - 2  # (uid_t)-1 means "unchanged" to the kernel's set*id calls
+
+
+def check_ids(uid: int | None, gid: int | None) -> None:
+    """-u/-g of pyl-attach and pyl-execute: a usage error (64) for an id no process can have,
+    said as the option the user typed."""
+    for flag, value in (("-u", uid), ("-g", gid)):
+        if value is not None and not 0 <= value <= MAX_ID:
+            raise UsageError(f"{flag} {value}: an id is between 0 and {MAX_ID}")
+
+
 def import_module(name: str):
     """importlib.import_module without importing the importlib package (~0.5 ms per command)."""
     __import__(name)

@@ -22,7 +22,9 @@ def add_arguments(parser) -> None:
 
 def run(args, ctx) -> int:
     from lxctools.errors import UsageError
+    from lxctools.cli.driver import check_ids
     from lxctools.cli.start import config_overrides
+    check_ids(args.uid, args.gid)
     container = ctx.container(args.name)
     rcfile, overrides = config_overrides(args)
     if args.uid is not None:

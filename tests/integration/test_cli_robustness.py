@@ -154,6 +154,18 @@ def test_a_umask_of_077_still_makes_a_root_every_user_can_enter(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+@pytest.mark.parametrize("tool", ["attach", "execute"])
+@pytest.mark.parametrize("option", [("-u", "-1"), ("-g", "-5"), ("-u", "4294967295"), ("-g", "99999999999")])
+def test_an_impossible_uid_or_gid_is_a_usage_error_named_as_typed(pyl, tool, option):
+    """pyl-execute said 78 and '-s lxc.init.uid=-1', an option the user never typed; pyl-attach
+    said 64 and '-u -1'. Both now say the latter, before anything starts."""
+    make(pyl)
+    r = pyl(tool, "-n", "c1", *option, "--", "true")
+    assert r.returncode == 64 and one_line(r.stderr) and f"{option[0]} {option[1]}:" in r.stderr, r.stderr
+    assert "lxc.init" not in r.stderr
+    assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
+
+
 # ---- killed halfway ------------------------------------------------------------------------------
 
 def test_half_made_snapshots_are_not_snapshots(pyl):

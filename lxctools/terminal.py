@@ -20,13 +20,15 @@ STDIN, STDOUT = 0, 1
 
 def proxy(master: int, *, control: int | None = None, on_control: Callable[[], bool] | None = None,
           filter_input: Callable[[bytes], bytes | None] | None = None, log_fd: int | None = None,
-          eof_to_master: bytes | None = None, detach_at_eof: bool = False) -> None:
+          eof_to_master: bytes | None = None, detach_at_eof: bool = False,
+          on_resize: Callable[[], None] | None = None) -> None:
     """Copy stdin -> master and master -> stdout until the master side closes, on_control()
     (called when `control` is readable) returns False, or filter_input returns None (detach).
     At the end of stdin: EOF_TO_MASTER is written to the master (attach: the pty's EOF key),
     and with DETACH_AT_EOF the copy stops once the output already there is shown (console, as
     lxc-console quits at the end of its input); otherwise output goes on being copied.
-    The terminal is raw meanwhile and its size follows ours (SIGWINCH), then both are restored."""
+    The terminal is raw meanwhile and its size follows ours (SIGWINCH; ON_RESIZE is called
+    after each change, for a master that is a proxy), then both are restored."""
     import fcntl
     import termios
     import tty
@@ -36,6 +38,8 @@ def proxy(master: int, *, control: int | None = None, on_control: Callable[[], b
     def resize(*_: object) -> None:
         if is_tty:
             fcntl.ioctl(master, termios.TIOCSWINSZ, fcntl.ioctl(STDIN, termios.TIOCGWINSZ, b"\0" * 8))
+            if on_resize is not None:
+                on_resize()
 
     old_winch = signal.signal(signal.SIGWINCH, resize)
     try:

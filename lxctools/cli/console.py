@@ -55,9 +55,15 @@ def attach_console(ctx, container, *, tty: int, escape: str | None, until_stoppe
         os.write(1, reply["backlog"].encode())
     # pyl-start -F keeps the console until the container stops: no escape key there.
     escape_filter = None if until_stopped else EscapeFilter(prefix)
+
+    def resized() -> None:
+        # The console's master stays with the supervisor (it logs the console): it copies the
+        # size of our proxy pty onto it. The reply is read, and dropped, by the control loop.
+        conn.send({"op": "console_winch", "name": container.name})
+
     try:
         proxy(master, control=conn.sock.fileno(), on_control=conn.reader.fill, filter_input=escape_filter,
-              detach_at_eof=not until_stopped)
+              detach_at_eof=not until_stopped, on_resize=resized if reply.get("proxied") else None)
         if escape_filter is not None and escape_filter.pending:
             os.write(master, escape_filter.pending)
     finally:

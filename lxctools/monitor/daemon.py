@@ -176,6 +176,8 @@ class Supervisor(LifecycleOps, SessionOps):
                         self._client_readable(obj)
                     elif kind == "console":
                         self._console_readable(obj, key.fd)
+                    elif kind == "console-proxy":
+                        self._console_proxy_ready(obj, _mask)
                     elif kind == "pidfd":
                         self._pidfd_readable(obj)
                     elif kind == "attach":

@@ -362,6 +362,8 @@ class LifecycleOps:
                 # start of this container settles its release first (op_start).
                 self.net_releases[sup.name] = PendingNetRelease(
                     sup.net_state, time.monotonic() + NET_RELEASE_WAIT)
+        if sup.console_proxy is not None:
+            self._close_console_proxy(sup)  # the pyl-console sees its end (EIO) and leaves
         for fd in [sup.console_master, *sup.tty_masters, *sup.tty_peers, sup.pidfd, sup.console_log]:
             if fd is not None:
                 try:

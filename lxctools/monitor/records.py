@@ -81,6 +81,19 @@ class Supervised:
     security_plan: Any = None
     netinfo_sock: Any = None          # NETLINK_ROUTE socket inside the container's netns
     pidfiles: list[str] = field(default_factory=list)  # pyl-start -p: hold our PID until the stop
+    console_proxy: "ConsoleProxy | None" = None  # the pyl-console attached to the console (tty 0)
+
+
+@dataclass(eq=False)
+class ConsoleProxy:
+    """A pyl-console on a container's console: the supervisor goes on reading the console (its
+    ring buffer and lxc.console.logfile miss nothing) and copies it to this pty's slave, whose
+    master the pyl-console holds; what the pyl-console types comes back through the slave."""
+    slave: int
+    pending: bytes = b""      # console output the pyl-console has not taken yet
+    dropped: int = 0          # bytes given up because it stopped reading (PENDING_LIMIT)
+
+    PENDING_LIMIT = 1024 * 1024
 
 
 class NullClient:

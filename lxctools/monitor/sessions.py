@@ -11,7 +11,7 @@ from typing import Any
 
 from lxctools.errors import PylError, WrongStateError
 from lxctools.log import log
-from lxctools.monitor.records import RING_SIZE, AttachSession, Client, Supervised
+from lxctools.monitor.records import RING_SIZE, AttachSession, Client, ConsoleProxy, Supervised
 
 
 TIOCGPTPEER = 0x5441  # _IO('T', 0x41), Linux 4.13: open a pty master's slave without a path
@@ -51,13 +51,16 @@ class SessionOps:
             raise WrongStateError(f"tty {tty} does not exist (lxc.tty.max = {len(masters) - 1}; 0 is the console)")
         if tty in sup.attached_ttys:
             raise PylError(f"tty {tty} is already in use by another pyl-console")
+        if tty == 0:
+            self._attach_console_proxy(client, sup)
+            return
+        # A tty: its master itself goes to the pyl-console (nothing of a tty is kept here).
         master = masters[tty]
         sup.attached_ttys.add(tty)
         try:
             self.sel.unregister(master)
         except (KeyError, ValueError):
             pass
-        backlog = b"".join(sup.ring) if tty == 0 else b""
 
         def release() -> None:
             sup.attached_ttys.discard(tty)
@@ -68,8 +71,114 @@ class SessionOps:
                     pass
 
         client.on_close.append(release)
-        self._reply(client, {"ok": True, "tty": tty, "backlog": backlog.decode(errors="replace")[-4096:]},
-                    fds=[master])
+        self._reply(client, {"ok": True, "tty": tty, "backlog": ""}, fds=[master])
+
+    def _attach_console_proxy(self, client: Client, sup: Supervised) -> None:
+        """The console (tty 0) through a proxy pty, as LXC's monitor does: handing its master
+        over (as for a tty) stopped the ring buffer and lxc.console.logfile for as long as a
+        pyl-console was attached."""
+        import tty as tty_modes
+        proxy_master, proxy_slave = os.openpty()
+        try:
+            tty_modes.setraw(proxy_slave)  # bytes pass unchanged: the real terminal is the caller's
+            os.set_blocking(proxy_slave, False)
+            os.set_inheritable(proxy_slave, False)
+            backlog = b"".join(sup.ring)
+            proxy = sup.console_proxy = ConsoleProxy(slave=proxy_slave)
+            sup.attached_ttys.add(0)
+            self.sel.register(proxy_slave, selectors.EVENT_READ, ("console-proxy", sup))
+        except BaseException:
+            os.close(proxy_master)
+            os.close(proxy_slave)
+            raise
+
+        def release() -> None:
+            if sup.console_proxy is proxy:
+                self._close_console_proxy(sup)
+
+        client.on_close.append(release)
+        try:
+            self._reply(client, {"ok": True, "tty": 0, "backlog": backlog.decode(errors="replace")[-4096:],
+                                 "proxied": True}, fds=[proxy_master])
+        finally:
+            os.close(proxy_master)  # the pyl-console has its own copy now
+
+    def _close_console_proxy(self, sup: Supervised) -> None:
+        proxy, sup.console_proxy = sup.console_proxy, None
+        sup.attached_ttys.discard(0)
+        if proxy is None:
+            return
+        try:
+            self.sel.unregister(proxy.slave)
+        except (KeyError, ValueError):
+            pass
+        os.close(proxy.slave)
+        if proxy.dropped:
+            log.info("monitor", f"{sup.name}: the pyl-console on the console did not read "
+                                f"{proxy.dropped} bytes of its output (still in the log)")
+
+    def _console_to_proxy(self, sup: Supervised, data: bytes) -> None:
+        proxy = sup.console_proxy
+        if proxy is None:
+            return
+        proxy.pending += data
+        if len(proxy.pending) > proxy.PENDING_LIMIT:  # it stopped reading: keep the newest
+            cut = len(proxy.pending) - proxy.PENDING_LIMIT
+            proxy.pending, proxy.dropped = proxy.pending[cut:], proxy.dropped + cut
+        self._flush_console_proxy(sup)
+
+    def _flush_console_proxy(self, sup: Supervised) -> None:
+        proxy = sup.console_proxy
+        if proxy is None:
+            return
+        try:
+            while proxy.pending:
+                written = os.write(proxy.slave, proxy.pending)
+                proxy.pending = proxy.pending[written:]
+        except BlockingIOError:
+            pass
+        except OSError:  # EIO: the pyl-console closed its end; its connection's close follows
+            proxy.pending = b""
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if proxy.pending else 0)
+        try:
+            self.sel.modify(proxy.slave, events, ("console-proxy", sup))
+        except (KeyError, ValueError):
+            pass
+
+    def _console_proxy_ready(self, sup: Supervised, mask: int) -> None:
+        """The proxy's slave: keys typed in the pyl-console (to the console), or room for the
+        output it has yet to take."""
+        proxy = sup.console_proxy
+        if proxy is None:
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._flush_console_proxy(sup)
+        if not mask & selectors.EVENT_READ:
+            return
+        try:
+            data = os.read(proxy.slave, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pyl-console is gone
+            data = b""
+        if not data:
+            self._close_console_proxy(sup)
+            return
+        if sup.console_master is not None:
+            try:
+                os.write(sup.console_master, data)
+            except OSError:  # a console that takes no input now: keys are dropped, as a full tty's
+                pass
+
+    def op_console_winch(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """The pyl-console's window changed: the proxy pty has its new size; the console takes it."""
+        import fcntl
+        import termios
+        sup = self._require(msg["name"], "console")
+        if sup.console_proxy is not None and sup.console_master is not None:
+            size = fcntl.ioctl(sup.console_proxy.slave, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(sup.console_master, termios.TIOCSWINSZ, size)
+        self._reply(client, {"ok": True})
 
     def _open_console_log(self, sup: Supervised) -> str | None:
         """Open lxc.console.logfile; a warning for the one who started it if that failed (the
@@ -107,6 +216,7 @@ class SessionOps:
                 os.write(sup.console_log, data)
             except OSError:
                 pass
+        self._console_to_proxy(sup, data)
 
     # ---- signals, exits, teardown --------------------------------------------------------------
 

@@ -366,6 +366,55 @@ def test_console_round_trip(pyl):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def test_console_log_and_scrollback_go_on_while_a_console_is_attached(pyl, tmp_path):
+    """pyl-console on the console (tty 0) used to take the console's master away from the
+    supervisor: lxc.console.logfile and the scrollback missed all that was shown meanwhile. Keys
+    typed and the window size reach the console through the supervisor's proxy pty."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    make(pyl)
+    log = tmp_path / "console.log"
+    pyl.ok("start", "-n", "c1", "-L", str(log))
+    argv = pyl.argv("console", "-n", "c1", "-t", "0")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, pyl.env)
+    try:
+        assert b"login:" in _read_until(fd, b"login:", 15)
+        pyl.ok("attach", "-n", "c1", "--", "sh", "-c", "echo SHOWN-WHILE-ATTACHED > /dev/console")
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b"SHOWN-WHILE-ATTACHED" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.3)[0]:
+                seen += os.read(fd, 4096)
+        assert b"SHOWN-WHILE-ATTACHED" in seen
+        os.write(fd, b"typed-by-admin")  # the console's own echo shows it back
+        while b"typed-by-admin" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.3)[0]:
+                seen += os.read(fd, 4096)
+        assert b"typed-by-admin" in seen
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))  # SIGWINCH to pyl-console
+        size = ""
+        while size != "33 101\n" and time.monotonic() < deadline:
+            size = pyl.ok("attach", "-n", "c1", "--", "stty", "-F", "/dev/console", "size").stdout
+        assert size == "33 101\n"
+        os.write(fd, b"\x15\x01q")  # clear the typed line, detach
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+    deadline = time.monotonic() + 10
+    while b"SHOWN-WHILE-ATTACHED" not in log.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"SHOWN-WHILE-ATTACHED" in log.read_bytes()
+    # the scrollback has it too: the next pyl-console shows it on connect
+    r = subprocess.run(argv, env=pyl.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode == 0 and b"SHOWN-WHILE-ATTACHED" in r.stdout, r
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def test_console_detaches_at_the_end_of_its_input(pyl):
     """lxc-console quits when its stdin ends; pyl-console used to wait forever (a cron job's
     `pyl-console </dev/null` never returned)."""

@@ -84,9 +84,10 @@ class SessionOps:
             os.set_blocking(proxy_slave, False)
             os.set_inheritable(proxy_slave, False)
             backlog = b"".join(sup.ring)
-            proxy = sup.console_proxy = ConsoleProxy(slave=proxy_slave)
-            sup.attached_ttys.add(0)
+            proxy = ConsoleProxy(slave=proxy_slave)
             self.sel.register(proxy_slave, selectors.EVENT_READ, ("console-proxy", sup))
+            sup.console_proxy = proxy
+            sup.attached_ttys.add(0)
         except BaseException:
             os.close(proxy_master)
             os.close(proxy_slave)

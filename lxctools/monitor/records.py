@@ -73,7 +73,7 @@ class Supervised:
     stop_waiters: list[Client] = field(default_factory=list)
     reboot: bool = False
     exec_client: Client | None = None
-    attached_ttys: set[int] = field(default_factory=set)
+    attached_ttys: set[int] = field(default_factory=set)   # ttys 1..N handed to a pyl-console
     stop_nokill: bool = False         # pyl-stop --nokill: give up at the deadline, do not kill
     halting: bool = False             # a stop sent the halt signal (or kill): no freezing now
     adopted: bool = False             # started by a supervisor that died: no console, no ttys

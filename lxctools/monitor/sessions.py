@@ -49,7 +49,7 @@ class SessionOps:
                                   "that started it died", hint="a restart of the container brings them back")
         if tty < 0 or tty >= len(masters) or masters[tty] is None:
             raise WrongStateError(f"tty {tty} does not exist (lxc.tty.max = {len(masters) - 1}; 0 is the console)")
-        if tty in sup.attached_ttys:
+        if tty in sup.attached_ttys or (tty == 0 and sup.console_proxy is not None):
             raise PylError(f"tty {tty} is already in use by another pyl-console")
         if tty == 0:
             self._attach_console_proxy(client, sup)
@@ -81,13 +81,11 @@ class SessionOps:
         proxy_master, proxy_slave = os.openpty()
         try:
             tty_modes.setraw(proxy_slave)  # bytes pass unchanged: the real terminal is the caller's
-            os.set_blocking(proxy_slave, False)
-            os.set_inheritable(proxy_slave, False)
+            os.set_blocking(proxy_slave, False)  # openpty's fds are close-on-exec already
             backlog = b"".join(sup.ring)
             proxy = ConsoleProxy(slave=proxy_slave)
             self.sel.register(proxy_slave, selectors.EVENT_READ, ("console-proxy", sup))
-            sup.console_proxy = proxy
-            sup.attached_ttys.add(0)
+            sup.console_proxy = proxy  # tty 0 is in use while it is set
         except BaseException:
             os.close(proxy_master)
             os.close(proxy_slave)
@@ -106,7 +104,6 @@ class SessionOps:
 
     def _close_console_proxy(self, sup: Supervised) -> None:
         proxy, sup.console_proxy = sup.console_proxy, None
-        sup.attached_ttys.discard(0)
         if proxy is None:
             return
         try:

@@ -60,9 +60,7 @@ def proxy(master: int, *, control: int | None = None, on_control: Callable[[], b
                     data = b""
                 if not data:
                     return
-                os.write(STDOUT, data)
-                if log_fd is not None:
-                    os.write(log_fd, data)
+                _show(data, log_fd)
             if control is not None and control in ready and on_control is not None:
                 if not on_control():
                     return
@@ -100,9 +98,14 @@ def _copy_pending(master: int, log_fd: int | None) -> None:
             return
         if not data:
             return
-        os.write(STDOUT, data)
-        if log_fd is not None:
-            os.write(log_fd, data)
+        _show(data, log_fd)
+
+
+def _show(data: bytes, log_fd: int | None) -> None:
+    """Output of the container's side: to our stdout, and to the log when there is one."""
+    os.write(STDOUT, data)
+    if log_fd is not None:
+        os.write(log_fd, data)
 
 
 class EscapeFilter:

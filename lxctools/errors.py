@@ -7,6 +7,14 @@ Anything else reaching the CLI is a bug (exit 70, traceback only with --debug).
 
 from __future__ import annotations
 
+import errno as _errno
+
+# OSErrors that are README's "permission denied" (77): a file or folder the user may not
+# write, a file made immutable. A read-only file system is the host's condition (1), as a
+# full disk is.
+PERMISSION_ERRNOS = frozenset({_errno.EACCES, _errno.EPERM})
+
+
 class ExitCode:
     """Documented exit codes (README "Exit codes"). Stable: cron jobs rely on them.
     Plain ints, not an IntEnum: `enum` costs every command ~4 ms of start-up."""
@@ -128,11 +136,11 @@ class Terminated(KeyboardInterrupt):
 
 def file_error(err: OSError, what: str) -> PylError:
     """A file named on the command line (a pid file, a log) that cannot be opened, as the one
-    line and exit code README gives it: missing folder 66, permission 77, anything else 1."""
-    import errno
+    line and exit code README gives it: missing folder 66, permission 77, anything else 1 (a
+    read-only file system among them, as for every other command)."""
     text = f"cannot open {what}: {err.strerror}"
-    if err.errno in (errno.ENOENT, errno.ENOTDIR):
+    if err.errno in (_errno.ENOENT, _errno.ENOTDIR):
         return NotFoundError(text)
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if err.errno in PERMISSION_ERRNOS:
         return PermissionDeniedError(text)
     return PylError(text)

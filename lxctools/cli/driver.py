@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import argparse
 
 from lxctools import __version__
-from lxctools.errors import ExitCode, PylError, UsageError
+from lxctools.errors import PERMISSION_ERRNOS, ExitCode, PylError, UsageError
 
 # argparse.SUPPRESS's value, spelled out: the fast path declares arguments without argparse.
 SUPPRESS = "==SUPPRESS=="
@@ -243,7 +243,7 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             pass
         return 0
     except OSError as err:
-        if err.errno not in _ENVIRONMENT_ERRNOS and err.errno not in _PERMISSION_ERRNOS or debug:
+        if err.errno not in _ENVIRONMENT_ERRNOS and err.errno not in PERMISSION_ERRNOS or debug:
             return _internal_error(prog, debug)
         # The host, not pyl: a full disk (the output redirected to one included), a read-only
         # file system, an I/O error. Said in one line, as any other failure.
@@ -252,16 +252,13 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             sys.stderr.write(f"{who}{err.strerror}" + (f": {err.filename}" if err.filename else "") + "\n")
         except OSError:
             pass
-        return int(ExitCode.PERMISSION if err.errno in _PERMISSION_ERRNOS else ExitCode.FAILURE)
+        return int(ExitCode.PERMISSION if err.errno in PERMISSION_ERRNOS else ExitCode.FAILURE)
     except Exception:
         return _internal_error(prog, debug)
 
 
-# OSErrors that are the host's condition, not a bug.
+# OSErrors that are the host's condition, not a bug (exit 1); errors.PERMISSION_ERRNOS are 77.
 _ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
-# ... of which these are README's "permission denied" (a user's lxcpath or run dir they may
-# not write, a file made immutable): exit 77, not "a bug in pyl".
-_PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
 def _internal_error(prog: str, debug: bool) -> int:

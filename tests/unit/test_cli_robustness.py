@@ -239,3 +239,14 @@ def test_the_multicall_entry_survives_closed_stdout_and_a_reader_that_left(shell
     proc = subprocess.run(["sh", "-c", shell, "sh", sys.executable, f"{root}/bin/pyl", *argv],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [
+    (errno.ENOENT, 66), (errno.ENOTDIR, 66), (errno.EACCES, 77), (errno.EPERM, 77),
+    (errno.EROFS, 1), (errno.EISDIR, 1),
+])
+def test_a_file_named_on_the_command_line_maps_errnos_as_every_command_does(code, exit_code):
+    """A read-only file system is README's 1 (the host's condition), for a pid or log file too."""
+    from lxctools.errors import file_error
+    err = file_error(OSError(code, os.strerror(code)), "the pid file '/x'")
+    assert int(err.exit_code) == exit_code and err.message == f"cannot open the pid file '/x': {os.strerror(code)}"

@@ -94,7 +94,8 @@ class LifecycleOps:
             self._settle_net_releases(name, block=True)  # its last run's links and leases first
         if name in self.containers:
             sup = self.containers[name]
-            self._hold_pidfile(sup, msg.get("pidfile"))
+            if self._hold_pidfile(sup, msg.get("pidfile")):
+                self._save(sup)
             self._reply(client, {"ok": True, "already": True, "state": sup.state, "pid": sup.pid})
             for fd in fds:
                 os.close(fd)
@@ -146,7 +147,7 @@ class LifecycleOps:
         if app:
             sup.exec_client = client
             client.on_close.append(lambda: self._exec_client_left(sup))
-        self._hold_pidfile(sup, msg.get("pidfile"), save=False)
+        self._hold_pidfile(sup, msg.get("pidfile"))
         self._save(sup)
         self._broadcast_state(name, State.RUNNING)
         warnings = list(started.warnings) + ([log_warning] if log_warning else [])
@@ -154,17 +155,18 @@ class LifecycleOps:
         # The init may already have died (a fast pyl-execute command): reap now.
         self._reap()
 
-    def _hold_pidfile(self, sup: Supervised, path: str | None, save: bool = True) -> None:
+    def _hold_pidfile(self, sup: Supervised, path: str | None) -> bool:
         """pyl-start -p: write this supervisor's PID (the container's monitor, in LXC's words)
         to PATH, and remove it when the container stops, as lxc-start does. Written here, not
-        by the client: a container that stops at once then never leaves a stale file."""
+        by the client: a container that stops at once then never leaves a stale file. True when
+        SUP's list of pid files changed (its state file is to be saved)."""
         if not path:
-            return
+            return False
         _write_pid(path)
-        if path not in sup.pidfiles:
-            sup.pidfiles.append(path)
-        if save:
-            self._save(sup)
+        if path in sup.pidfiles:
+            return False
+        sup.pidfiles.append(path)
+        return True
 
     def _exec_client_left(self, sup: Supervised) -> None:
         if sup.exec_client is not None and sup.name in self.containers:

@@ -3,7 +3,8 @@
 keys        the one key table (KeySpec per key/pattern), lookup with suggestions, completion, docs
 validators  value validators used by the table
 lxcformat   LXC `key = value` documents (parse, edit in place, serialise)
-tomlformat  pyl's TOML documents (tomllib to read, tomlkit to edit/write)
+tomlformat  pyl's TOML documents (tomlread to read, tomlkit to edit/write)
+tomlread    a TOML 1.0 reader without tomllib's import cost (its results, tested against tomllib)
 legacy      pre-2.1 key names, lxc-update-config rewriting
 model       ContainerConfig: load/edit/save a config, expanded flat values for runtime code
 convert     LXC <-> TOML conversion, legacy-key file update (pyl-update-config)

@@ -23,8 +23,8 @@ class Entry:
         self.value = value
         self.source = source
         self.lineno = lineno
-        # TOML: a callable that finds the line when an error needs it (tomllib gives no line
-        # numbers, and scanning every config for them would cost each start for nothing)
+        # TOML: a callable that finds the line when an error needs it (the TOML reader gives no
+        # line numbers, and scanning every config for them would cost each start for nothing)
         self.locate = locate
 
     def where(self) -> str:

@@ -5,8 +5,9 @@ and include lines, and computes the expanded, validated flat mapping that runtim
 consumes (`values()`: LXC key -> str, or list[str] for multi-valued keys, one element per
 config line). Every key and value goes through the table in lxctools.config.keys.
 
-Import cost matters (every command loads a config): tomllib is imported only for TOML
-files, tomlkit only to edit or write TOML, difflib only to suggest a key name.
+Import cost matters (every command loads a config): the TOML reader is pyl's own
+(config.tomlread: tomllib's ~18 ms import is more than most commands' own work), tomlkit is
+imported only to edit or write TOML, difflib only to suggest a key name.
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ def _looks_like_toml(text: str) -> bool:
     """A file with a `[table]` header line that parses as TOML with an lxc table is TOML."""
     if not any(line.lstrip().startswith("[") for line in text.splitlines()):
         return False
-    import tomllib
+    from lxctools.config import tomlread
 
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        data = tomlread.loads(text)
+    except tomlread.TOMLDecodeError:
         return False
     return isinstance(data.get("lxc"), dict)
 

@@ -2,8 +2,8 @@
 
 Owns the defaults every command needs before it can find a container: lxcpath,
 default_config, default_bridge, rundir (and LXC's bdev/cgroup keys for pyl-config).
-Runs in every command, so it stays import-cheap: no key table, no tomllib unless a file
-exists. Files are TOML with LXC key names (`[lxc] lxcpath = "/srv/pyl"`); later files
+Runs in every command, so it stays import-cheap: no key table, no TOML reader unless a
+file exists. Files are TOML with LXC key names (`[lxc] lxcpath = "/srv/pyl"`); later files
 override earlier ones; PYL_LXCPATH overrides lxc.lxcpath.
 """
 

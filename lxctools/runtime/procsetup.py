@@ -8,6 +8,7 @@ import resource
 from typing import Any, Mapping
 
 from lxctools.errors import StartError
+from lxctools.kernel import signals
 
 # Linux RLIMIT_* numbers (asm-generic/resource.h): the resource module lacks some (LOCKS, RTTIME...).
 PRLIMITS = {
@@ -49,8 +50,8 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
 def leave_supervisor() -> None:
     """First thing in a process forked from the supervisor (a start's first child, an attached
     process, the netlink worker): its wakeup fd goes (the fd is about to be closed) and its
-    handlers too (they would run the supervisor's code here). SIGPIPE and SIGXFSZ return to
-    their default as well: CPython ignores them, and an ignored signal survives exec.
+    handlers too (they would run the supervisor's code here), and every signal the supervisor
+    ignores or blocks returns to its default (kernel.signals.restore_defaults says why).
 
     The process is also made non-dumpable, inherited by what it forks and reset by execve:
     such a fork carries the supervisor's memory (every container's console scrollback), its
@@ -62,8 +63,7 @@ def leave_supervisor() -> None:
     from lxctools.kernel import ns
     ns.set_dumpable(False)
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    signals.restore_defaults()
 
 
 def close_other_fds(keep: set[int]) -> None:

@@ -93,11 +93,10 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
             # lock and `partial` flocks among them), but fds our caller let us inherit are not,
             # and a daemon started by the template would hold them for its whole life.
             close_fds_except({report_w})
-            # CPython ignores SIGPIPE and SIGXFSZ, and an ignored signal survives exec: a
-            # template's `yes | head` would see EPIPE errors instead of dying quietly.
-            import _signal
-            for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):
-                _signal.signal(sig, _signal.SIG_DFL)
+            # Ignored signals survive exec: CPython's SIGPIPE would give a template's
+            # `yes | head` EPIPE errors instead of a quiet end, nohup's SIGHUP its daemons.
+            from lxctools.kernel import signals
+            signals.restore_defaults()
             os.chdir(cwd)
             os.execve(argv[0], argv, env)
         except OSError as err:

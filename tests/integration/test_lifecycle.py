@@ -98,6 +98,47 @@ def test_attach_byte_exact_io(pyl, tmp_path):
     pyl.ok("stop", "-n", "c1", "-k")
 
 
+def _as_nohup_in_a_background_job() -> None:
+    """What a cron job, `nohup` or a non-interactive shell's `&` hand their commands."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+
+
+def _cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _dispositions(pyl, tool: str, *args: str) -> list[str]:
+    proc = subprocess.run(pyl.argv(tool, "-n", "c1", *args, "--", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"),
+                          env=pyl.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          preexec_fn=_as_nohup_in_a_background_job)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_signals_ignored_or_blocked_by_the_caller_do_not_reach_the_container(pyl):
+    """The supervisor inherits what its first client ignores and blocks; the processes it
+    starts in a container (an execute's command, an attached one, init) start clean."""
+    make(pyl)
+    clean = ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
+    assert _dispositions(pyl, "execute") == clean      # this execute spawns the supervisor
+    subprocess.run(pyl.argv("start", "-n", "c1"), env=pyl.env, check=True, capture_output=True, timeout=60,
+                   stdin=subprocess.DEVNULL, preexec_fn=_as_nohup_in_a_background_job)
+    # The premise: the supervisor (spawned by that start: the execute's one has left) did
+    # inherit them. The lowest PID with its command line: the others are its forks.
+    supervisor = min((p for p in Path("/proc").iterdir() if p.name.isdigit()
+                      and b"lxctools.monitor.daemon\0" + bytes(pyl.lxcpath) + b"\0" in _cmdline(p)),
+                     key=lambda p: int(p.name))
+    ignored = int((supervisor / "status").read_text().split("SigIgn:")[1].split()[0], 16)
+    assert ignored & (1 << (signal.SIGHUP - 1)) and ignored & (1 << (signal.SIGQUIT - 1))
+    assert _dispositions(pyl, "attach") == clean
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def test_attach_environment_is_clear_by_default(pyl):
     make(pyl)
     pyl.ok("start", "-n", "c1")

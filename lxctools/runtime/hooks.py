@@ -13,6 +13,7 @@ import subprocess
 from typing import Mapping
 
 from lxctools.errors import StartError
+from lxctools.kernel import signals
 from lxctools.log import log
 
 FATAL_HOOKS = frozenset({"pre-start", "pre-mount", "mount", "autodev", "start-host", "start"})
@@ -58,8 +59,9 @@ def run_hooks(values: Mapping[str, object], hook: str, *, name: str, config_file
         if version != "1":
             argv += [name, "lxc", hook, *(extra_args or [])]
         try:
+            # Not the supervisor's ignored signals and mask (nohup's SIGHUP, a cron job's mask).
             proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  timeout=timeout)
+                                  timeout=timeout, preexec_fn=signals.restore_defaults)
         except (OSError, subprocess.TimeoutExpired) as err:
             _fail(hook, command, str(getattr(err, "strerror", None) or err))
             continue

@@ -120,14 +120,21 @@ def _dispositions(pyl, tool: str, *args: str) -> list[str]:
     return proc.stdout.split()
 
 
-def test_signals_ignored_or_blocked_by_the_caller_do_not_reach_the_container(pyl):
+def test_signals_ignored_or_blocked_by_the_caller_do_not_reach_the_container(pyl, tmp_path):
     """The supervisor inherits what its first client ignores and blocks; the processes it
-    starts in a container (an execute's command, an attached one, init) start clean."""
+    starts in a container (an execute's command, an attached one, init) and its hooks start
+    clean."""
     make(pyl)
     clean = ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
     assert _dispositions(pyl, "execute") == clean      # this execute spawns the supervisor
-    subprocess.run(pyl.argv("start", "-n", "c1"), env=pyl.env, check=True, capture_output=True, timeout=60,
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f'#!/bin/sh\ngrep -E "^Sig(Ign|Blk)" /proc/$$/status > {tmp_path}/"$3"\n')
+    hook.chmod(0o755)
+    subprocess.run(pyl.argv("start", "-n", "c1", "-s", f"lxc.hook.pre-start={hook}", "-s", f"lxc.hook.start-host={hook}"),
+                   env=pyl.env, check=True, capture_output=True, timeout=60,
                    stdin=subprocess.DEVNULL, preexec_fn=_as_nohup_in_a_background_job)
+    for name in ("pre-start", "start-host"):
+        assert (tmp_path / name).read_text().split() == clean, name
     # The premise: the supervisor (spawned by that start: the execute's one has left) did
     # inherit them. The lowest PID with its command line: the others are its forks.
     supervisor = min((p for p in Path("/proc").iterdir() if p.name.isdigit()

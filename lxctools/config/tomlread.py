@@ -41,8 +41,16 @@ class TOMLDecodeError(ValueError):
 
 
 def loads(text: str) -> dict:
-    """The document in `text` as plain dicts, lists and values (as `tomllib.loads`)."""
-    return _Parser(text).document()
+    """The document in `text` as plain dicts, lists and values (as `tomllib.loads`).
+
+    Two texts that make tomllib raise something else than its TOMLDecodeError are
+    TOMLDecodeErrors here: an integer past Python's 4,300-digit limit for int() (ValueError
+    there) and arrays or inline tables nested past the recursion limit (RecursionError)."""
+    parser = _Parser(text)
+    try:
+        return parser.document()
+    except RecursionError:
+        raise TOMLDecodeError("Arrays or inline tables nested too deeply") from None
 
 
 class _Marks:
@@ -466,7 +474,7 @@ class _Parser:
             if allowed:
                 end = self.digits(pos + 2, allowed)
                 if end > pos + 2:
-                    return end, int(src[pos:end], 0)
+                    return end, self.integer(pos, end, 0)
         start = pos
         if src[pos:pos + 1] in ("+", "-"):
             pos += 1
@@ -489,7 +497,13 @@ class _Parser:
                 pos = end
         if pos > whole:
             return pos, float(src[start:pos])
-        return pos, int(src[start:pos], 0)
+        return pos, self.integer(start, pos, 0)
+
+    def integer(self, start: int, end: int, base: int) -> int:
+        try:
+            return int(self.src[start:end], base)
+        except ValueError:  # longer than sys.get_int_max_str_digits()
+            raise self.error(start, "Integer too long") from None
 
     def fixed(self, pos: int, width: int) -> int | None:
         """The `width` decimal digits at `pos` as a number, or None."""

@@ -147,6 +147,17 @@ def test_mutated_documents(text, edits):
     assert_same(text)
 
 
+def test_what_tomllib_does_not_report_as_toml_errors():
+    """An over-long integer and too deep a nesting: ValueError and RecursionError from
+    tomllib, errors about the text here (pyl reports them as config errors, file named)."""
+    with pytest.raises(tomlread.TOMLDecodeError, match=r"Integer too long \(at line 2, column 5\)"):
+        tomlread.loads("a = 1\nb = " + "9" * 5000)
+    assert tomlread.loads("a = 0x" + "f" * 5000)["a"] == 16 ** 5000 - 1  # no limit for base 16
+    with pytest.raises(tomlread.TOMLDecodeError, match="nested too deeply"):
+        tomlread.loads("a = " + "[" * 100_000)
+    assert tomlread.loads("a = " + "[" * 50 + "]" * 50)["a"]
+
+
 def test_not_a_string():
     with pytest.raises(TypeError):
         tomlread.loads(b"a = 1")

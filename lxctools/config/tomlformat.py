@@ -20,9 +20,8 @@ user's comments) and writing new files use tomlkit, imported only then.
 
 from __future__ import annotations
 
-from lxctools.config import keys
+from lxctools.config import keys, tomlread
 from lxctools.config.lxcformat import Entry
-from lxctools.config import tomlread
 from lxctools.errors import ConfigError
 
 TYPE_CHECKING = False

@@ -123,6 +123,22 @@ class Pyl:
     def popen(self, tool: str, *args: str, **kw) -> subprocess.Popen:
         return subprocess.Popen(self.argv(tool, *args), env=self.env, **kw)
 
+    def supervisor_pids(self) -> list[int]:
+        """The supervisor of this lxcpath, if one runs (a list: a test may catch two)."""
+        out = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {self.lxcpath} "],
+                             capture_output=True, text=True)
+        pids = [int(p) for p in out.stdout.split()]
+        # the netlink worker is a fork of the supervisor, with its command line: not a second one
+        return [p for p in pids if _parent(p) not in pids]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
+    except (OSError, StopIteration):
+        return None
+
 
 @pytest.fixture
 def pyl(tmp_path_factory):

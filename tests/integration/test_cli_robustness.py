@@ -26,21 +26,6 @@ def one_line(text: str) -> bool:
     return len([line for line in text.splitlines() if "hint:" not in line]) == 1
 
 
-def _supervisor_pids(pyl) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
-    pids = [int(p) for p in out.stdout.split()]
-    # the netlink worker is a fork of the supervisor, with its command line: not a second one
-    return [p for p in pids if _parent(p) not in pids]
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("PPid:"))
-    except (OSError, StopIteration):
-        return None
-
-
 # ---- the supervisor outlives any timeout ---------------------------------------------------------
 
 def test_a_wait_the_cli_refuses_never_reaches_the_supervisor_and_it_survives_one_that_would(pyl):
@@ -51,7 +36,7 @@ def test_a_wait_the_cli_refuses_never_reaches_the_supervisor_and_it_survives_one
         assert r.returncode == 64 and one_line(r.stderr), r.stderr
         r = pyl("stop", "-n", "c1", "-t", value)
         assert r.returncode == 64 and one_line(r.stderr), r.stderr
-    before = _supervisor_pids(pyl)
+    before = pyl.supervisor_pids()
     # A client of the socket may still send one (the CLI's check is not the only gate).
     from lxctools.monitor.client import connect
     from lxctools.paths import Layout
@@ -60,7 +45,7 @@ def test_a_wait_the_cli_refuses_never_reaches_the_supervisor_and_it_survives_one
         conn.send({"op": "wait", "name": "c1", "states": ["STOPPED"], "timeout": 1e300})
         time.sleep(0.3)  # the supervisor's loop goes round with that deadline pending
         assert pyl.ok("attach", "-n", "c1", "--", "true").returncode == 0
-    assert _supervisor_pids(pyl) == before  # the same supervisor: it never died
+    assert pyl.supervisor_pids() == before  # the same supervisor: it never died
     pyl.ok("stop", "-n", "c1", "-k")
 
 
@@ -269,7 +254,7 @@ def test_closed_stdout_is_not_an_internal_error(running):
 def test_console_of_a_container_adopted_after_its_supervisor_died_says_why_it_has_none(running):
     r = running("console", "-n", "c1", "-e", "", "-t", "0")
     assert r.returncode == 64 and "invalid escape" in r.stderr, r.stderr
-    for pid in _supervisor_pids(running):
+    for pid in running.supervisor_pids():
         os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     assert running.ok("info", "-n", "c1", "-s", "-H").stdout == "RUNNING\n"  # a new supervisor adopts it

@@ -105,13 +105,6 @@ def _as_nohup_in_a_background_job() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
 
 
-def _cmdline(proc: Path) -> bytes:
-    try:
-        return (proc / "cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def _dispositions(pyl, tool: str, *args: str) -> list[str]:
     proc = subprocess.run(pyl.argv(tool, "-n", "c1", *args, "--", "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"),
                           env=pyl.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
@@ -136,11 +129,9 @@ def test_signals_ignored_or_blocked_by_the_caller_do_not_reach_the_container(pyl
     for name in ("pre-start", "start-host"):
         assert (tmp_path / name).read_text().split() == clean, name
     # The premise: the supervisor (spawned by that start: the execute's one has left) did
-    # inherit them. The lowest PID with its command line: the others are its forks.
-    supervisor = min((p for p in Path("/proc").iterdir() if p.name.isdigit()
-                      and b"lxctools.monitor.daemon\0" + bytes(pyl.lxcpath) + b"\0" in _cmdline(p)),
-                     key=lambda p: int(p.name))
-    ignored = int((supervisor / "status").read_text().split("SigIgn:")[1].split()[0], 16)
+    # inherit them.
+    (supervisor,) = pyl.supervisor_pids()
+    ignored = int(Path(f"/proc/{supervisor}/status").read_text().split("SigIgn:")[1].split()[0], 16)
     assert ignored & (1 << (signal.SIGHUP - 1)) and ignored & (1 << (signal.SIGQUIT - 1))
     assert _dispositions(pyl, "attach") == clean
     pyl.ok("stop", "-n", "c1", "-k")
@@ -595,7 +586,7 @@ def test_a_first_start_with_every_std_fd_closed(pyl):
     # numbers, and the child's dup2 of the log over fd 2 closed the pipe the supervisor
     # reports on: "failed to start", exit 1.
     make(pyl)
-    assert _supervisors(pyl) == []
+    assert pyl.supervisor_pids() == []
     argv = pyl.argv("start", "-n", "c1")
     r = subprocess.run(["sh", "-c", '"$@" <&- >&- 2>&-; echo "status $?"', "sh", *argv], env=pyl.env,
                        capture_output=True, text=True, timeout=60)
@@ -613,20 +604,15 @@ def test_a_bad_supervisor_setting_is_one_line_before_anything_starts(pyl, variab
     env = {**pyl.env, variable: value}
     r = subprocess.run(pyl.argv("start", "-n", "c1"), env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 64 and r.stderr.count("\n") == 1 and variable in r.stderr, r.stderr
-    assert _supervisors(pyl) == []
+    assert pyl.supervisor_pids() == []
     assert pyl.ok("info", "-n", "c1", "-s", "-H").stdout == "STOPPED\n"
-
-
-def _supervisors(pyl) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", f"lxctools.monitor.daemon {pyl.lxcpath} "], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
 
 
 def test_the_supervisor_keeps_no_fd_of_the_command_that_spawned_it(pyl):
     """A cron job's pipe, or any fd the caller left open, reaches EOF once pyl-start exits:
     the supervisor that start spawned lives on and must not hold it."""
     make(pyl)
-    assert _supervisors(pyl) == []
+    assert pyl.supervisor_pids() == []
     read_end, write_end = os.pipe()
     try:
         proc = pyl.popen("start", "-n", "c1", pass_fds=(write_end,), stdin=subprocess.DEVNULL,
@@ -634,7 +620,7 @@ def test_the_supervisor_keeps_no_fd_of_the_command_that_spawned_it(pyl):
         os.close(write_end)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
-        assert _supervisors(pyl)  # spawned by this start, still there (with its netlink worker)
+        assert pyl.supervisor_pids()  # spawned by this start, still there (with its netlink worker)
         ready, _, _ = select.select([read_end], [], [], 10)
         assert ready and os.read(read_end, 1) == b""  # EOF: nobody else holds the write end
     finally:
@@ -740,18 +726,17 @@ def test_failed_start_leaves_no_pidfile(pyl, tmp_path):
 
 
 def test_pidfile_follows_the_supervisor_that_adopts_the_container(pyl, tmp_path):
-    from tests.integration.test_cli_robustness import _supervisor_pids
     make(pyl)
     pidfile = tmp_path / "pid"
     pyl.ok("start", "-n", "c1", "-p", str(pidfile))
-    (old,) = _supervisor_pids(pyl)
+    (old,) = pyl.supervisor_pids()
     assert int(pidfile.read_text()) == old
     os.kill(old, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while old in _supervisor_pids(pyl) and time.monotonic() < deadline:
+    while old in pyl.supervisor_pids() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert pyl.ok("attach", "-n", "c1", "--", "true")  # a new supervisor adopts it
-    (new,) = _supervisor_pids(pyl)
+    (new,) = pyl.supervisor_pids()
     assert int(pidfile.read_text()) == new != old
     pyl.ok("stop", "-n", "c1", "-k")
     assert not pidfile.exists()

@@ -121,7 +121,9 @@ def test_signals_ignored_or_blocked_by_the_caller_do_not_reach_the_container(pyl
     clean = ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
     assert _dispositions(pyl, "execute") == clean      # this execute spawns the supervisor
     hook = tmp_path / "hook.sh"
-    hook.write_text(f'#!/bin/sh\ngrep -E "^Sig(Ign|Blk)" /proc/$$/status > {tmp_path}/"$3"\n')
+    # exec: grep reads the hook's own mask. A child of the shell would read the shell's while
+    # it blocks every signal around its fork of that child.
+    hook.write_text(f'#!/bin/sh\nexec grep -E "^Sig(Ign|Blk)" /proc/self/status > {tmp_path}/"$3"\n')
     hook.chmod(0o755)
     subprocess.run(pyl.argv("start", "-n", "c1", "-s", f"lxc.hook.pre-start={hook}", "-s", f"lxc.hook.start-host={hook}"),
                    env=pyl.env, check=True, capture_output=True, timeout=60,

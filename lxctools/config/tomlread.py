@@ -21,12 +21,13 @@ _BAD_IN_LINE = _ASCII_CTRL - {"\t"}          # basic and literal strings, commen
 _BAD_IN_MULTILINE = _ASCII_CTRL - {"\t", "\n"}
 _WS = frozenset(" \t")
 _WS_NL = frozenset(" \t\n")
-_BARE_KEY = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-_KEY_START = _BARE_KEY | {'"', "'"}
+BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_KEY_START = BARE_KEY_CHARS | {'"', "'"}
 _DEC = frozenset("0123456789")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCT = frozenset("01234567")
 _BIN = frozenset("01")
+_RADIX_DIGITS = {"x": _HEX, "o": _OCT, "b": _BIN}   # after a leading 0
 _ESCAPES = {"\\b": "\b", "\\t": "\t", "\\n": "\n", "\\f": "\f", "\\r": "\r", '\\"': '"', "\\\\": "\\"}
 
 # What may happen to a table, by how it came to be. A table named by a [header] cannot be
@@ -37,7 +38,8 @@ _SEALED = 2
 
 
 class TOMLDecodeError(ValueError):
-    """The text is not TOML; the message ends with where: "(at line N, column M)"."""
+    """The text is not TOML; the message ends with where ("(at line N, column M)", "(at end
+    of document)"), except for a nesting too deep to follow."""
 
 
 def loads(text: str) -> dict:
@@ -279,8 +281,8 @@ class _Parser:
 
     def key_part(self, pos: int) -> tuple[int, str]:
         char = self.src[pos:pos + 1]
-        if char and char in _BARE_KEY:
-            end = self.skip(pos, _BARE_KEY)
+        if char and char in BARE_KEY_CHARS:
+            end = self.skip(pos, BARE_KEY_CHARS)
             return end, self.src[pos:end]
         if char == "'":
             return self.literal_string(pos)
@@ -469,8 +471,7 @@ class _Parser:
     def number(self, pos: int) -> tuple[int, int | float] | None:
         src = self.src
         if src.startswith("0", pos):
-            base = src[pos + 1:pos + 2]
-            allowed = {"x": _HEX, "o": _OCT, "b": _BIN}.get(base) if base else None
+            allowed = _RADIX_DIGITS.get(src[pos + 1:pos + 2])
             if allowed:
                 end = self.digits(pos + 2, allowed)
                 if end > pos + 2:

@@ -72,6 +72,7 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
     """fork, chdir, exec, wait: what subprocess.run does here, without importing subprocess
     (~3 ms of pyl-create: threading, selectors, locale). An exec failure comes back through a
     close-on-exec pipe as the OSError it was; Ctrl-C kills the template before re-raising."""
+    from lxctools.kernel import signals
     from lxctools.kernel.fds import close_fds_except
     from lxctools.kernel.ns import set_pdeathsig
     report_r, report_w = os.pipe2(os.O_CLOEXEC)
@@ -95,7 +96,6 @@ def _run(argv: list[str], *, cwd: str, env: dict[str, str], quiet: bool) -> int:
             close_fds_except({report_w})
             # Ignored signals survive exec: CPython's SIGPIPE would give a template's
             # `yes | head` EPIPE errors instead of a quiet end, nohup's SIGHUP its daemons.
-            from lxctools.kernel import signals
             signals.restore_defaults()
             os.chdir(cwd)
             os.execve(argv[0], argv, env)

@@ -553,11 +553,11 @@ class Container:
             if not rs.state.is_running:
                 self.require_defined()
             return  # as lxc-unfreeze: it only acts on a frozen container; otherwise nothing to do
-        self._simple_request("unfreeze")
+        self._simple_request("unfreeze", rs)
 
-    def _simple_request(self, op: str) -> dict:
+    def _simple_request(self, op: str, rs: RunState | None = None) -> dict:
         from lxctools.monitor.client import connect
-        rs = self.require_state(op)
+        rs = self.require_state(op, rs)
         with connect(self.layout, start=not rs.supervised) as conn:
             return conn.request({"op": op, "name": self.name})
 

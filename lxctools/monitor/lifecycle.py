@@ -242,7 +242,12 @@ class LifecycleOps:
         from lxctools.runtime import cgroups
         cgroups.thaw(sup.cgroup_plan)
         if announce:
-            self._set_state(sup, State.THAWED)
+            # THAWED is an event (pyl-monitor, pyl-wait), not a state anyone finds the container
+            # in: the thaw above is done, RUNNING follows at once. Not written to the state file,
+            # which would be rewritten a moment later (a freeze's FREEZING is written: a freeze
+            # can take a while, and an unfreeze meanwhile must see it to queue its request).
+            sup.state = State.THAWED
+            self._broadcast_state(sup.name, State.THAWED)
         self._set_state(sup, State.RUNNING)
 
     def _send_signal(self, sup: Supervised, signum: int) -> None:

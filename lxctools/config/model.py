@@ -33,7 +33,7 @@ _MAX_INCLUDE_DEPTH = 32
 def _read(path: str, where: str | None = None) -> str:
     try:
         with open(path, encoding="utf-8") as f:
-            return f.read()
+            text = f.read()
     except FileNotFoundError:
         prefix = f"{where}: " if where else ""
         raise NotFoundError(f"{prefix}config file '{path}' does not exist") from None
@@ -41,6 +41,12 @@ def _read(path: str, where: str | None = None) -> str:
         raise PermissionDeniedError(f"cannot read '{path}': {exc.strerror}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read '{path}': {getattr(exc, 'strerror', None) or exc}") from None
+    if text.startswith("\ufeff"):
+        # Some editors write one. LXC would read "\ufefflxc.KEY" as a line that is not lxc.*
+        # and drop it without a word; TOML readers fail on line 1, column 1.
+        raise ConfigError(f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM)",
+                          hint="save it as UTF-8 without a BOM (e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE)")
+    return text
 
 
 def _looks_like_toml(text: str) -> bool:

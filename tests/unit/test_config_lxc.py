@@ -140,6 +140,28 @@ def test_include_file_and_dir(tmp_path: Path) -> None:
                  "lxc.hook.mount": ["/a", "/b"]}
 
 
+@pytest.mark.parametrize("name, text", [
+    ("config", "lxc.uts.name = web1\n"),                       # LXC format: LXC drops the line
+    ("config.toml", '[lxc]\nuts.name = "web1"\n'),            # TOML: an error at line 1, col 1
+])
+def test_a_byte_order_mark_is_named_not_a_silently_lost_first_line(tmp_path: Path, name, text) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    with pytest.raises(ConfigError) as exc:
+        ContainerConfig.load(path).values()
+    assert str(exc.value) == f"{path}:1: the file starts with a UTF-8 byte-order mark (BOM)"
+    assert "without a BOM" in exc.value.hint
+    path.write_text(text)  # the same text without it loads
+    assert ContainerConfig.load(path).values()["lxc.uts.name"] == "web1"
+
+
+def test_a_byte_order_mark_in_an_included_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "common.conf").write_bytes(b"\xef\xbb\xbflxc.tty.max = 4\n")
+    (tmp_path / "config").write_text("lxc.include = common.conf\n")
+    with pytest.raises(ConfigError, match=r"common\.conf:1: the file starts with a UTF-8 byte-order mark"):
+        ContainerConfig.load(tmp_path / "config").values()
+
+
 def test_include_order_matters(tmp_path: Path) -> None:
     (tmp_path / "inc.conf").write_text("lxc.tty.max = 4\nlxc.cap.drop =\n")
     v = values("lxc.tty.max = 2\nlxc.cap.drop = sys_time\nlxc.include = inc.conf\n", base_dir=tmp_path)

@@ -219,6 +219,49 @@ def test_freeze_v1(tmp_path):
     assert cg.freezer_state(plan) == "THAWED"
 
 
+class _StubbornV1Freezer:
+    """freezer.state as the kernel keeps it when one task (a vfork parent) was asleep at the
+    first request: FREEZING until FROZEN has been written `needed` times; THAWED resets."""
+
+    def __init__(self, path, needed):
+        self.path, self.needed, self.writes, self.state = path, needed, 0, "THAWED"
+
+    def read(self, path):
+        return self.state + "\n" if path == self.path else apply.read_file(path)
+
+    def write(self, path, value):
+        assert path == self.path
+        self.writes += 1
+        if value == "THAWED":
+            self.state, self.writes = "THAWED", 0
+        else:
+            self.state = "FROZEN" if self.writes >= self.needed else "FREEZING"
+
+
+@pytest.mark.parametrize("needed", [2, 5])
+def test_freeze_v1_asks_again_while_freezing(tmp_path, monkeypatch, needed):
+    from lxctools.runtime.cgroups import freezer
+    plan = cg.plan_cgroup({}, name="c", layout=v1_tree(tmp_path))
+    cg.create(plan)
+    fake = _StubbornV1Freezer(str(tmp_path / "v1/freezer/pyl.payload.c/freezer.state"), needed)
+    monkeypatch.setattr(freezer, "read_file", fake.read)
+    monkeypatch.setattr(freezer, "write_file", fake.write)
+    cg.freeze(plan, timeout=2)
+    assert fake.state == "FROZEN" and fake.writes == needed
+
+
+def test_freeze_v1_that_never_completes_times_out_and_thaws(tmp_path, monkeypatch):
+    from lxctools.runtime.cgroups import freezer
+    plan = cg.plan_cgroup({}, name="c", layout=v1_tree(tmp_path))
+    cg.create(plan)
+    fake = _StubbornV1Freezer(str(tmp_path / "v1/freezer/pyl.payload.c/freezer.state"), 10**9)
+    monkeypatch.setattr(freezer, "read_file", fake.read)
+    monkeypatch.setattr(freezer, "write_file", fake.write)
+    with pytest.raises(TimeoutError_, match="did not freeze within 0.2 s"):
+        cg.freeze(plan, timeout=0.2)
+    assert fake.state == "THAWED"
+
+
 def test_freeze_v2_and_timeout(tmp_path, fake_bpf):
     plan = cg.plan_cgroup({}, name="c", layout=v2_tree(tmp_path))
     cg.create(plan)

@@ -63,6 +63,15 @@ def _wait_v2(d: CgroupDir, want: str, timeout: float) -> bool:
 
 
 def _wait_v1(d: CgroupDir, timeout: float) -> bool:
+    """Wait until freezer.state says FROZEN, asking again after every short sleep.
+
+    The v1 freezer asks each task to freeze once, when FROZEN is written. A task that went to
+    sleep in the kernel after that request is never asked again: a vfork() parent waiting for
+    its child, which was frozen before it could exec (busybox init starts every inittab entry
+    so), stays unfrozen, and the cgroup FREEZING for good; pyl-freeze then timed out after 10 s
+    (4 freezes in 150 right after a start, here). Writing FROZEN again asks every task again,
+    and the one now asleep freezes. (cgroup v2 counts a vfork parent as frozen; lxc-freeze
+    writes FROZEN again each second, its "1 s freezes".)"""
     path = os.path.join(d.path, "freezer.state")
     deadline = time.monotonic() + timeout
     delay = 0.001
@@ -73,6 +82,7 @@ def _wait_v1(d: CgroupDir, timeout: float) -> bool:
             return False
         time.sleep(delay)  # v1 has no notification: short, growing sleeps
         delay = min(delay * 2, 0.05)
+        _write(path, FROZEN)
 
 
 def freeze(plan: CgroupPlan, timeout: float = 10.0) -> None:

@@ -1,5 +1,5 @@
 """The supervisor's container lifecycle: start, stop, freeze, reboot, exits, teardown, and
-adopting containers whose previous supervisor died. A mixin of Supervisor (daemon.py), which
+adopting containers whose previous supervisor died. A mixin of Supervisor (supervisor.py), which
 owns the event loop, the clients and the state broadcasts these methods use."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The supervisor's sessions with running containers: consoles (pty masters handed to
 pyl-console), attached processes (forked here, stdio from pyl-attach), and the live view of
-state, statistics and interfaces for pyl-info / pyl-ls. A mixin of Supervisor (daemon.py)."""
+state, statistics and interfaces for pyl-info / pyl-ls. A mixin of Supervisor (supervisor.py)."""
 
 from __future__ import annotations
 

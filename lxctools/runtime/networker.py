@@ -132,6 +132,9 @@ def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
         leave_supervisor()
         from lxctools.kernel import ns
         ns.set_pdeathsig(signal.SIGKILL)
+        # The supervisor's name, which a worker forked before the supervisor named itself
+        # (daemon.main) would not have inherited: ps, and the bench's memory row, count both.
+        ns.set_process_name("pyl-monitord")
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
         if preload:
             from lxctools.runtime import net

@@ -28,7 +28,7 @@ CGROOT = "/sys/fs/cgroup"
 def _layout_or_none():
     """Where the supervisor puts containers: on pure v2 (root) under init's cgroup, not under
     pytest's, which on a systemd host is a login scope holding processes (no controller can be
-    enabled below it; see monitor.daemon's _leave_parent_cgroup)."""
+    enabled below it; see monitor.supervisor's _leave_parent_cgroup)."""
     try:
         layout = cg.detect_layout()
         return cg.detect_init_layout() if layout.kind == "v2" and os.geteuid() == 0 else layout

@@ -188,6 +188,35 @@ def _supervisor_children(pyl) -> tuple[int, list[str]]:
 
 @requires_root
 @requires_busybox
+def test_a_first_start_forks_the_worker_early_into_the_supervisors_place(pyl):
+    # A supervisor spawned for a start forks its netlink worker before importing itself
+    # (daemon.main), so before it names itself and (pure v2) moves into pyl.monitor: the worker
+    # must still end up named like it and in its cgroups, not in the caller's.
+    pyl.env["PYL_NETWORKER_LINGER"] = "30"
+    pyl.env["PYL_MONITOR_LINGER"] = "30"
+    pyl.ok("create", "-n", "c1", "-t", "busybox")
+    assert not pyl.supervisor_pids()
+    pyl.ok("start", "-n", "c1")
+    supervisor, workers = _supervisor_children(pyl)
+    assert len(workers) == 1
+    def comm(pid):
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    def cgroups(pid):
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read()
+    assert comm(supervisor) == comm(workers[0]) == "pyl-monitord"
+    assert cgroups(workers[0]) == cgroups(supervisor)  # pure v2: both in pyl.monitor
+    pyl.ok("stop", "-n", "c1", "-k")
+    os.kill(supervisor, 15)  # the fixture checks nothing is left; don't wait for the linger
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{supervisor}"):
+            break
+        time.sleep(0.05)
+
+
+@requires_root
+@requires_busybox
 def test_pyroute2_leaves_with_the_netlink_worker_and_stop_needs_none(pyl):
     # The worker holding pyroute2 goes after PYL_NETWORKER_LINGER idle seconds; the supervisor
     # alone keeps the container running, and a later stop removes its veth without a worker.

@@ -92,7 +92,7 @@ def test_seconds_accepts_what_lxc_accepts():
 
 @pytest.fixture
 def sup(tmp_path):
-    from lxctools.monitor.daemon import Supervisor
+    from lxctools.monitor.supervisor import Supervisor
     from lxctools.paths import Layout
     rundir = tempfile.mkdtemp(prefix="pylu-", dir="/tmp")
     supervisor = Supervisor(Layout(lxcpath=tmp_path, rundir=rundir), linger=0)

@@ -1,5 +1,5 @@
 """A supervisor leaving (idle past its linger) must not close on a client that connected in the
-last moment: it takes what waits in its listen backlog and stays for it (daemon.py)."""
+last moment: it takes what waits in its listen backlog and stays for it (supervisor.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from lxctools.monitor.daemon import Supervisor
+from lxctools.monitor.supervisor import Supervisor
 from lxctools.paths import Layout
 
 

@@ -69,7 +69,7 @@ def _wait_v1(d: CgroupDir, timeout: float) -> bool:
     sleep in the kernel after that request is never asked again: a vfork() parent waiting for
     its child, which was frozen before it could exec (busybox init starts every inittab entry
     so), stays unfrozen, and the cgroup FREEZING for good; pyl-freeze then timed out after 10 s
-    (4 freezes in 150 right after a start, here). Writing FROZEN again asks every task again,
+    (3-6 freezes in 150 right after a start, here). Writing FROZEN again asks every task again,
     and the one now asleep freezes. (cgroup v2 counts a vfork parent as frozen. lxc-freeze
     writes FROZEN once and re-reads the state each second: under the same load its freezes
     took 1 s now and then, and one never ended.)"""

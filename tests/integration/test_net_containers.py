@@ -186,14 +186,22 @@ def _supervisor_children(pyl) -> tuple[int, list[str]]:
     return roots[0], [str(pid) for pid in supervisors if parent[pid] == roots[0]]
 
 
+def _end_supervisor(pid: int) -> None:
+    """SIGTERM and wait (the fixture checks nothing is left; don't wait for the linger)."""
+    os.kill(pid, 15)
+    for _ in range(200):
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.02)
+
+
 @requires_root
 @requires_busybox
 def test_a_first_start_forks_the_worker_early_into_the_supervisors_place(pyl):
     # A supervisor spawned for a start forks its netlink worker before importing itself
     # (daemon.main), so before it names itself and (pure v2) moves into pyl.monitor: the worker
     # must still end up named like it and in its cgroups, not in the caller's.
-    pyl.env["PYL_NETWORKER_LINGER"] = "30"
-    pyl.env["PYL_MONITOR_LINGER"] = "30"
+    pyl.env.update(PYL_NETWORKER_LINGER="30", PYL_MONITOR_LINGER="30")
     pyl.ok("create", "-n", "c1", "-t", "busybox")
     assert not pyl.supervisor_pids()
     pyl.ok("start", "-n", "c1")
@@ -208,11 +216,7 @@ def test_a_first_start_forks_the_worker_early_into_the_supervisors_place(pyl):
     assert comm(supervisor) == comm(workers[0]) == "pyl-monitord"
     assert cgroups(workers[0]) == cgroups(supervisor)  # pure v2: both in pyl.monitor
     pyl.ok("stop", "-n", "c1", "-k")
-    os.kill(supervisor, 15)  # the fixture checks nothing is left; don't wait for the linger
-    for _ in range(200):
-        if not os.path.exists(f"/proc/{supervisor}"):
-            break
-        time.sleep(0.05)
+    _end_supervisor(supervisor)
 
 
 @requires_root
@@ -238,11 +242,7 @@ def test_pyroute2_leaves_with_the_netlink_worker_and_stop_needs_none(pyl):
     assert wait_gone({veth}) == set()
     # neither the stop nor the release after it (the kernel drops the veth) spawned a worker
     assert _supervisor_children(pyl) == (supervisor, [])
-    os.kill(supervisor, 15)  # the fixture checks nothing is left; don't wait for the linger
-    for _ in range(200):
-        if not os.path.exists(f"/proc/{supervisor}"):
-            break
-        time.sleep(0.02)
+    _end_supervisor(supervisor)
 
 
 def test_a_static_address_is_one_containers_while_it_runs(pyl):

@@ -461,34 +461,11 @@ def fold(entries) -> Values:
 
 
 def atomic_write(path: str, text: str, mode: int = 0o640) -> None:
-    """Write TEXT to PATH crash-safely: temp file in the same directory, fsync, rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    """Write TEXT to PATH crash-safely (kernel.files.replace_file, fsync'd); OSErrors as PylErrors."""
+    from lxctools.kernel.files import replace_file
     try:
-        try:
-            os.unlink(tmp)   # stale leftover of a crashed writer with our pid
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        try:
-            os.fchmod(fd, mode)   # umask must not widen or narrow the documented mode
-            data = memoryview(text.encode())
-            while data:
-                data = data[os.write(fd, data):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        replace_file(path, text.encode(), mode, durable=True)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(exc, PermissionError):
             raise PermissionDeniedError(f"cannot write '{path}': {exc.strerror}") from None
         raise PylError(f"cannot write '{path}': {exc.strerror or exc}") from None

@@ -117,9 +117,9 @@ def update_legacy_file(path: str) -> bool:
     Returns False (and writes nothing) when there was nothing to update.
     """
     from lxctools.config.legacy import update_legacy_text
-    from lxctools.config.model import _read, atomic_write
+    from lxctools.config.model import atomic_write, read_config_text
 
-    text = _read(path)
+    text = read_config_text(path)
     new = update_legacy_text(text)
     if new == text:
         return False

@@ -30,7 +30,9 @@ Values = dict  # dict[str, str | list[str]]
 _MAX_INCLUDE_DEPTH = 32
 
 
-def _read(path: str, where: str | None = None) -> str:
+def read_config_text(path: str, where: str | None = None) -> str:
+    """A config file's text (a container's, an included one, a system config): missing 66,
+    unreadable 77, not UTF-8 or starting with a byte-order mark 78, each naming the file."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -82,11 +84,11 @@ def _read_document(path: str, where: str | None = None) -> LxcDocument | TomlDoc
         st = os.stat(path)
         stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
-        stamp = None  # _read reports it
+        stamp = None  # read_config_text reports it
     cached = _INCLUDED.get(path)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    text = _read(path, where)
+    text = read_config_text(path, where)
     doc = _document(text, "toml" if path.endswith(".toml") else "lxc", path)
     if stamp is not None:
         _INCLUDED[path] = (stamp, doc)
@@ -161,7 +163,7 @@ class ContainerConfig:
                     break
             else:
                 raise NotFoundError(f"no config.toml or config in '{path}'")
-        text = _read(path)
+        text = read_config_text(path)
         fmt = "toml" if path.endswith(".toml") or _looks_like_toml(text) else "lxc"
         return cls(_document(text, fmt, path), base_dir=os.path.dirname(os.path.abspath(path)))
 

@@ -90,14 +90,10 @@ def defaults(euid: int | None = None, env: Mapping[str, str] | None = None) -> d
 
 def _read_file(path: str) -> dict[str, str]:
     from lxctools.config.keys import lookup_system
+    from lxctools.config.model import read_config_text
     from lxctools.config.tomlformat import load_toml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read '{path}': {exc.strerror}") from None
-    data = load_toml(text, path)
+    data = load_toml(read_config_text(path), path)
     found: dict[str, str] = {}
 
     def walk(prefix: str, table: dict) -> None:

@@ -279,6 +279,12 @@ def test_system_config_errors(tmp_path: Path) -> None:
     bad.write_text('[lxc\n')
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_system_config([bad], euid=0, env={})
+    bad.write_bytes(b'[lxc]\nlxcpath = "/srv/\xff"\n')  # not UTF-8: was a UnicodeDecodeError
+    with pytest.raises(ConfigError, match=rf"cannot read '{bad}'"):
+        load_system_config([bad], euid=0, env={})
+    bad.write_bytes(b'\xef\xbb\xbf[lxc]\nlxcpath = "/srv/a"\n')
+    with pytest.raises(ConfigError, match=rf"{bad}:1: the file starts with a UTF-8 byte-order mark"):
+        load_system_config([bad], euid=0, env={})
 
 
 def test_default_paths() -> None:

@@ -4,7 +4,7 @@
 Small on purpose. It takes the lxcpath's supervisor lock and, when a start spawned it
 (warm-net), forks the netlink worker before importing the supervisor (monitor.supervisor: ~30
 ms of imports with the cgroup code): pyroute2's import (~80 ms) in the worker then begins that
-much sooner, and a start with no supervisor running is ~20 ms shorter. The supervisor moves the
+much sooner, and a start with no supervisor running is ~14 ms shorter. The supervisor moves the
 worker along when it moves itself into pyl.monitor (pure cgroup v2).
 """
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         from lxctools.runtime.networker import WORKER
         WORKER.warm_up()
     from lxctools.monitor.supervisor import run
-    return run(layout, lock_fd, ready_fd)
+    return run(layout, ready_fd)
 
 
 if __name__ == "__main__":

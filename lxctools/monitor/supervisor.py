@@ -404,9 +404,10 @@ class Supervisor(LifecycleOps, SessionOps):
         self._reap()
 
 
-def run(layout: Layout, lock_fd: int, ready_fd: int) -> int:
-    """Serve LAYOUT's lxcpath until idle (daemon.main has taken its lock, LOCK_FD, and may
-    have forked the netlink worker already). READY_FD, if >= 0, hears "ok" once we listen."""
+def run(layout: Layout, ready_fd: int) -> int:
+    """Serve LAYOUT's lxcpath until idle (daemon.main holds its lock, open for the process's
+    life, and may have forked the netlink worker already). READY_FD, if >= 0, hears "ok" once
+    we listen."""
     linger = seconds_from_env("PYL_MONITOR_LINGER", 30.0)
     log.configure("pyl-monitord", None, str(layout.monitor_log), os.environ.get("PYL_MONITOR_LOGLEVEL", "INFO"))
     os.chdir("/")

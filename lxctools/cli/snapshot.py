@@ -31,7 +31,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
-    import json
     import sys
 
     from lxctools import clone
@@ -59,6 +58,7 @@ def run(args, ctx) -> int:
     if args.list:
         infos = clone.list_snapshots(container)
         if args.json:
+            import json  # here only: it imports re (~6 ms)
             sys.stdout.write(json.dumps([i.as_json() for i in infos], indent=2) + "\n")
         else:
             sys.stdout.write(clone.format_listing(infos, args.showcomments))

@@ -87,11 +87,14 @@ class Layout:
         self.rundir_str = os.fspath(rundir)
         self._rundir_digest: str | None = None
 
+    def _key(self) -> tuple[str, str]:
+        return os.path.normpath(self.lxcpath_str), os.path.normpath(self.rundir_str)
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Layout) and (self.lxcpath, self.rundir) == (other.lxcpath, other.rundir)
+        return isinstance(other, Layout) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.lxcpath, self.rundir))
+        return hash(self._key())
 
     def __repr__(self) -> str:
         return f"Layout(lxcpath={self.lxcpath_str!r}, rundir={self.rundir_str!r})"

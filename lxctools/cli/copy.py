@@ -41,8 +41,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args, ctx) -> int:
+    import os
     import sys
-    from pathlib import Path
 
     from lxctools import clone
     from lxctools.errors import UsageError
@@ -54,11 +54,11 @@ def run(args, ctx) -> int:
     if task != "ephemeral" and (args.keepdata or args.foreground or args.daemon or args.command):
         raise UsageError("-D, -d, -F and a command are for ephemeral clones (-e)")
     if task == "rename":
-        if args.newpath and Path(args.newpath).absolute() != ctx.layout.lxcpath:
+        if args.newpath and os.path.abspath(args.newpath) != os.path.abspath(ctx.layout.lxcpath_str):
             raise UsageError("-R renames inside one lxcpath; -p is not allowed with it")
         clone.rename_container(source, args.newname, keep_name=args.keepname)
         return 0
-    newpath = Path(args.newpath) if args.newpath else None
+    newpath = args.newpath or None
     request = clone.CopyRequest(
         snapshot=task in ("snapshot", "ephemeral") and args.backingstorage != "dir",
         backing=args.backingstorage, keep_name=args.keepname, keep_mac=args.keepmac,

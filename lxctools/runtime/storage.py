@@ -12,7 +12,6 @@ import errno
 import os
 import stat
 from collections import namedtuple
-from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,27 +22,35 @@ from lxctools.errors import PylError, UsageError
 
 # ---- storage of a container --------------------------------------------------------------
 # namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis...) is ~5 ms of pyl-copy.
+# Paths are strings with os.path: pathlib (with re, fnmatch, urllib.parse) is ~9 ms more.
 class Storage(namedtuple("Storage", "kind path lowers prefixed", defaults=(None, (), False))):
     """Where a container's root filesystem lives, from lxc.rootfs.path.
 
     kind: "dir", "overlay" or "none" (no lxc.rootfs.path); path: dir: the rootfs, overlay: the
-    upper dir; lowers: overlay only; prefixed: dir: the value was written as "dir:PATH"."""
+    upper dir; lowers: overlay only; prefixed: dir: the value was written as "dir:PATH". Paths
+    are absolute strings, cleaned as pathlib would (no repeated or trailing "/", no "." parts)."""
 
     __slots__ = ()
+
+
+def clean_path(path: str) -> str:
+    """An absolute PATH as str(Path(PATH)) spells it: "//" and "/./" folded, no trailing "/";
+    ".." kept (it means something else than os.path.normpath's folding when a link is crossed)."""
+    return "/" + "/".join(part for part in path.split("/") if part and part != ".")
 
 
 def parse_storage(value: object) -> Storage:
     if not isinstance(value, str) or not value:
         return Storage("none")
     if value.startswith("/"):
-        return Storage("dir", Path(value))
+        return Storage("dir", clean_path(value))
     kind, _, rest = value.partition(":")
     if kind == "dir" and rest.startswith("/"):
-        return Storage("dir", Path(rest), prefixed=True)
+        return Storage("dir", clean_path(rest), prefixed=True)
     if kind in ("overlay", "overlayfs"):
         parts = [p for p in rest.split(":") if p]
         if len(parts) >= 2 and all(p.startswith("/") for p in parts):
-            return Storage("overlay", Path(parts[-1]), tuple(Path(p) for p in parts[:-1]))
+            return Storage("overlay", clean_path(parts[-1]), tuple(clean_path(p) for p in parts[:-1]))
     raise UsageError(f"lxc.rootfs.path '{value}': pyl can copy only dir and overlay storage")
 
 
@@ -57,7 +64,7 @@ def storage_spec(storage: Storage) -> str:
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def copy_tree(src: Path, dst: Path) -> None:
+def copy_tree(src: str, dst: str) -> None:
     """Copy directory SRC to new directory DST keeping everything a rootfs needs.
 
     Owners, modes (incl. setuid), xattrs (ACLs, file capabilities, overlay whiteouts' markers),
@@ -74,7 +81,7 @@ def copy_tree(src: Path, dst: Path) -> None:
         dfd = os.open(dst, _O_DIR)
         try:
             _copy_dir(sfd, dfd, src, dst, {}, st.st_dev)
-            _finish(dfd, None, st, str(src), src_fd=sfd)
+            _finish(dfd, None, st, src, src_fd=sfd)
         finally:
             os.close(dfd)
     except OSError as exc:
@@ -83,26 +90,26 @@ def copy_tree(src: Path, dst: Path) -> None:
         os.close(sfd)
 
 
-def _copy_error(path: Path, exc: OSError) -> PylError:
+def _copy_error(path: str, exc: OSError) -> PylError:
     where = exc.filename or path
     return PylError(f"cannot copy {where}: {exc.strerror or exc}")
 
 
-def _copy_dir(sfd: int, dfd: int, spath: Path, dpath: Path, links: dict[tuple[int, int], str],
+def _copy_dir(sfd: int, dfd: int, spath: str, dpath: str, links: dict[tuple[int, int], str],
               dev: int) -> None:
     with os.scandir(sfd) as entries:
         names = [e.name for e in entries]
     for name in names:
         st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
         mode = st.st_mode
-        where = str(spath / name)
+        where = os.path.join(spath, name)
         if stat.S_ISDIR(mode):
             os.mkdir(name, 0o700, dir_fd=dfd)
             csfd = os.open(name, _O_DIR, dir_fd=sfd)
             try:
                 cdfd = os.open(name, _O_DIR, dir_fd=dfd)
                 try:
-                    _copy_dir(csfd, cdfd, spath / name, dpath / name, links, dev)
+                    _copy_dir(csfd, cdfd, where, os.path.join(dpath, name), links, dev)
                     _finish(cdfd, None, st, where, src_fd=csfd)
                 finally:
                     os.close(cdfd)
@@ -114,7 +121,7 @@ def _copy_dir(sfd: int, dfd: int, spath: Path, dpath: Path, links: dict[tuple[in
             if first is not None:
                 os.link(first, name, dst_dir_fd=dfd, follow_symlinks=False)
                 continue
-            links[(st.st_dev, st.st_ino)] = str(dpath / name)
+            links[(st.st_dev, st.st_ino)] = os.path.join(dpath, name)
         if stat.S_ISREG(mode):
             _copy_file(sfd, dfd, name, st, where)
         elif stat.S_ISLNK(mode):
@@ -241,7 +248,7 @@ def _copy_xattrs(dfd: int, name: str | None, sfd: int | None, src_fd: int | None
 
 
 # ---- writing inside a rootfs without following its symlinks -------------------------------------
-def _open_dir_in(root: Path, parts: Iterable[str]) -> int:
+def _open_dir_in(root: str, parts: Iterable[str]) -> int:
     fd = os.open(root, _O_DIR)
     try:
         for part in parts:
@@ -254,7 +261,7 @@ def _open_dir_in(root: Path, parts: Iterable[str]) -> int:
     return fd
 
 
-def _lstat_in(root: Path, relpath: str) -> os.stat_result | None:
+def _lstat_in(root: str, relpath: str) -> os.stat_result | None:
     *dirs, leaf = relpath.strip("/").split("/")
     try:
         fd = _open_dir_in(root, dirs)

@@ -66,3 +66,22 @@ def test_hot_commands_import_nothing_heavy(tool, argv, rc, tmp_path):
     code, modules = _modules_after(tool, argv, tmp_path)
     assert code == rc
     assert sorted(HEAVY & modules) == []
+
+
+@pytest.mark.parametrize("tool,argv", [
+    ("copy", ["-n", "src", "-N", "snap-clone", "-s"]),
+    ("copy", ["-n", "src", "-N", "full-copy"]),
+    ("snapshot", ["-n", "src", "-L"]),
+])
+def test_copy_commands_import_neither_re_nor_pathlib(tool, argv, tmp_path):
+    """pyl-copy (full and -s) and pyl-snapshot -L read and write configs without `re`, `enum`,
+    `pathlib` or `contextlib` (~11 ms of a ~35 ms pyl-copy -s before; docs/PERFORMANCE.md)."""
+    src = tmp_path / "lxc" / "src"
+    (src / "rootfs" / "etc").mkdir(parents=True)
+    (src / "rootfs" / "etc" / "hostname").write_text("src\n")
+    (src / "config").write_text(f"lxc.uts.name = src\nlxc.rootfs.path = dir:{src / 'rootfs'}\n"
+                                "lxc.net.0.type = empty\nlxc.signal.halt = SIGRTMIN+3\n")
+    code, modules = _modules_after(tool, argv, tmp_path)
+    assert code == 0
+    assert sorted(HEAVY & modules) == []
+    assert sorted({"ipaddress", "signal", "fnmatch"} & modules) == []

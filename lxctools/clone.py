@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import namedtuple
 
 from lxctools.container import Container, remove_tree
 from lxctools.dependents import (
@@ -35,6 +34,7 @@ from lxctools.errors import (
 )
 from lxctools.names import random_text, validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
+from lxctools.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -106,15 +106,19 @@ def rewrite_config(cfg: "ContainerConfig", *, new_name: str, rootfs: Storage | N
 
 
 # ---- building a copy -----------------------------------------------------------------------
-class CopyRequest(namedtuple("CopyRequest", "snapshot backing keep_name keep_mac allow_running ephemeral",
-                             defaults=(False, None, False, False, False, False))):
+class CopyRequest(Record):
     """What a copy should produce; the CLI fills it from pyl-copy's options.
 
     snapshot (-s): overlay clone (copy-on-write) instead of a full copy; backing (-B): "dir" or
     "overlay", None keeps the source's kind; keep_name (-K); keep_mac (-M); allow_running (-a);
-    ephemeral: lxc.ephemeral = 1 in the copy. (A namedtuple: dataclasses cost ~5 ms to import.)"""
+    ephemeral: lxc.ephemeral = 1 in the copy."""
 
-    __slots__ = ()
+    __slots__ = ("snapshot", "backing", "keep_name", "keep_mac", "allow_running", "ephemeral")
+
+    def __init__(self, snapshot: bool = False, backing: str | None = None, keep_name: bool = False,
+                 keep_mac: bool = False, allow_running: bool = False, ephemeral: bool = False) -> None:
+        self.snapshot, self.backing, self.keep_name = snapshot, backing, keep_name
+        self.keep_mac, self.allow_running, self.ephemeral = keep_mac, allow_running, ephemeral
 
     def target_kind(self, source: Storage) -> str:
         backing = {"overlayfs": "overlay"}.get(self.backing or "", self.backing)
@@ -387,11 +391,14 @@ def ephemeral_name(base: str) -> str:
 
 
 # ---- snapshots ------------------------------------------------------------------------------
-class SnapshotInfo(namedtuple("SnapshotInfo", "name lxcpath timestamp comment")):
+class SnapshotInfo(Record):
     """lxcpath: LXCPATH/NAME/snaps; timestamp: YYYY:MM:DD hh:mm:ss ("" if the ts file is
     missing); comment: the comment file's text, or None."""
 
-    __slots__ = ()
+    __slots__ = ("name", "lxcpath", "timestamp", "comment")
+
+    def __init__(self, name: str, lxcpath: str, timestamp: str, comment: str | None) -> None:
+        self.name, self.lxcpath, self.timestamp, self.comment = name, lxcpath, timestamp, comment
 
     def line(self) -> str:
         return f"{self.name} ({self.lxcpath}) {self.timestamp}"

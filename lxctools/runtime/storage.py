@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import namedtuple
+from lxctools.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -21,16 +21,19 @@ from lxctools.errors import PylError, UsageError
 
 
 # ---- storage of a container --------------------------------------------------------------
-# namedtuples, not dataclasses: `import dataclasses` (inspect, ast, dis...) is ~5 ms of pyl-copy.
-# Paths are strings with os.path: pathlib (with re, fnmatch, urllib.parse) is ~9 ms more.
-class Storage(namedtuple("Storage", "kind path lowers prefixed", defaults=(None, (), False))):
+# Paths are strings with os.path: pathlib (with re, fnmatch, urllib.parse) is ~9 ms of pyl-copy.
+class Storage(Record):
     """Where a container's root filesystem lives, from lxc.rootfs.path.
 
     kind: "dir", "overlay" or "none" (no lxc.rootfs.path); path: dir: the rootfs, overlay: the
     upper dir; lowers: overlay only; prefixed: dir: the value was written as "dir:PATH". Paths
     are absolute strings, cleaned as pathlib would (no repeated or trailing "/", no "." parts)."""
 
-    __slots__ = ()
+    __slots__ = ("kind", "path", "lowers", "prefixed")
+
+    def __init__(self, kind: str, path: str | None = None, lowers: tuple[str, ...] = (),
+                 prefixed: bool = False) -> None:
+        self.kind, self.path, self.lowers, self.prefixed = kind, path, lowers, prefixed
 
 
 def clean_path(path: str) -> str:

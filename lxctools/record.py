@@ -1,0 +1,26 @@
+"""Record: the equality, hash and repr of a small value class, from its __slots__.
+
+What namedtuple gave the copy code's value classes (Storage, CopyRequest, SnapshotInfo),
+without `collections` (~1.5 ms of pyl-copy's start-up on a 2-vCPU VM, with operator, keyword
+and reprlib) or `dataclasses` (~5 ms). Each subclass lists its fields in __slots__ and writes
+its own __init__ (keywords and defaults stay visible where the class is defined).
+"""
+
+from __future__ import annotations
+
+
+class Record:
+    __slots__ = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, field) for field in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.__slots__)
+        return f"{type(self).__name__}({fields})"

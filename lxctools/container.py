@@ -103,10 +103,11 @@ class Container:
     # ---- create / destroy -------------------------------------------------------------------
     def reap_partial(self, *, holding_lock: bool = False) -> None:
         """Remove a creation that died halfway (its marker is no longer locked by a live pyl-create)."""
-        marker = self.dir / PARTIAL_MARKER
+        folder = self.dir_str
+        marker = os.path.join(folder, PARTIAL_MARKER)
         # The operation lock first: a pyl-create holds it from before the marker exists until
         # after it is gone, so there is no window in which a live creation looks abandoned.
-        op_fd = None if holding_lock else try_flock(self.layout.lock_file(self.name))
+        op_fd = None if holding_lock else try_flock(self.layout.lock_path(self.name))
         if op_fd is None and not holding_lock:
             return
         try:
@@ -114,8 +115,8 @@ class Container:
             if fd is None:
                 return  # a pyl-copy or an older pyl-create still holds its marker
             try:
-                if marker.exists():
-                    remove_tree(self.dir, self.layout.lxcpath)
+                if os.path.exists(marker):
+                    remove_tree(folder, self.layout.lxcpath_str)
             finally:
                 os.close(fd)
         finally:
@@ -211,7 +212,6 @@ class Container:
     def _destroy_locked(self, *, force: bool, snapshots: bool, source_held: tuple[str, str] | None = None) -> None:
         """Destroy under this container's lock. SOURCE_HELD: the container whose lock the caller
         holds (a destroy -s of our source), so our entry in its list is left to it."""
-        from pathlib import Path
         from lxctools import dependents
         _reap_destroy_leftovers(self.layout, holding=self.name)
         self.require_defined()
@@ -221,12 +221,13 @@ class Container:
                 raise WrongStateError(f"cannot destroy: container is {rs.state}",
                                       hint="stop it first, or use -f to stop and destroy it")
             self._stop_locked(kill=True, timeout=10)
-        snaps = self.dir / "snaps"
+        folder = self.dir_str
+        snaps = os.path.join(folder, "snaps")
         # Snapshots, not what a pyl-snapshot killed halfway left (listing them reaps those).
-        if snaps.is_dir() and list_container_names(Layout(snaps, self.layout.rundir)) and not snapshots:
+        if os.path.isdir(snaps) and list_container_names(Layout(snaps, self.layout.rundir_str)) and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
         me = dependents.pair(self.layout.lxcpath_str, self.name)
-        clones = dependents.live_clones(self.dir)
+        clones = dependents.live_clones(folder)
         if clones and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
         try:
@@ -235,24 +236,24 @@ class Container:
             # The rootfs to delete (maybe outside the folder) and the destroy hooks are in
             # the config: guessing would risk deleting the wrong thing.
             raise ConfigError(err.message, hint="fix the config first (destroy needs its rootfs path and "
-                              f"hooks), or remove {self.dir} by hand") from None
+                              f"hooks), or remove {folder} by hand") from None
         rootfs = _rootfs_dir(values.get("lxc.rootfs.path"))
         managed = values.get("lxc.rootfs.managed", "1") != "0"
         # Every refusal before anything changes (clones, snapshots, hooks, the source's clone
         # list, files).
-        if not managed and rootfs is not None and _is_inside(rootfs, self.dir):
+        if not managed and rootfs is not None and _is_inside(rootfs, folder):
             raise PylError("lxc.rootfs.managed = 0 but the rootfs is inside the container folder; "
                            "refusing to delete it")
-        busy = _mounts_under(self.dir)
+        busy = _mounts_under(folder)
         if busy:
             raise BusyError(f"cannot destroy: something is mounted at {busy[0]}")
         # -s: the clones with their own snapshots (lxc-destroy -s stops at a clone that has
         # some), then our snapshots. A snapshot of an overlay clone reads our source's rootfs:
         # destroyed one by one, each leaves that source's list (removing snaps/ would not).
-        doomed = [("clone", Container(name, Layout(Path(lxcpath), self.layout.rundir)))
+        doomed = [("clone", Container(name, Layout(lxcpath, self.layout.rundir_str)))
                   for lxcpath, name in clones]
         if snapshots:
-            snaps_layout = Layout(snaps, self.layout.rundir)
+            snaps_layout = Layout(snaps, self.layout.rundir_str)
             doomed += [("snapshot", Container(name, snaps_layout)) for name in list_container_names(snaps_layout)]
         if not force:
             for kind, other in doomed:
@@ -270,34 +271,34 @@ class Container:
                     err.prefixed(f"{kind} {other.name}")
                 raise
         self._run_hooks(values, "destroy")
-        source = dependents.source_of(self.dir)
+        source = dependents.source_of(folder)
         if source is not None and source != source_held:
             self._leave_source(source, me)
-        if managed and rootfs is not None and not _is_inside(rootfs, self.dir) and rootfs.exists():
-            remove_tree(rootfs, rootfs.parent)
+        if managed and rootfs is not None and not _is_inside(rootfs, folder) and os.path.exists(rootfs):
+            remove_tree(rootfs, os.path.dirname(rootfs))
         # Out of sight first (one rename), then deleted: a destroy killed halfway leaves a
         # hidden folder, never a half-deleted container under the name.
-        trash = self.layout.lxcpath / f".{self.name}{DESTROYING}{os.getpid()}"
-        os.rename(self.dir, trash)
-        remove_tree(trash, self.layout.lxcpath)
+        trash = self.layout.container_path(f".{self.name}{DESTROYING}{os.getpid()}")
+        os.rename(folder, trash)
+        remove_tree(trash, self.layout.lxcpath_str)
 
     def _leave_source(self, source: tuple[str, str], me: tuple[str, str]) -> None:
         """An overlay clone going away drops out of its source's lxc_snapshots, under the source's
         lock (a clone registered meanwhile must not be lost from the list). If another command
         holds that lock the entry stays: harmless, lists count only clones that still exist, and
         a destroy must not wait on a long copy (nor hold the supervisor, for an ephemeral one)."""
-        from pathlib import Path
         from lxctools import dependents
         try:
-            owner = Container(source[1], Layout(Path(source[0]), self.layout.rundir))
+            owner = Container(source[1], Layout(source[0], self.layout.rundir_str))
             with owner.lock("forget a clone"):
-                dependents.unregister_clone(owner.dir, me)
+                dependents.unregister_clone(owner.dir_str, me)
         except (PylError, OSError):
             pass  # busy, or a source that is not a container any more: the entry is harmless
 
     def _run_hooks(self, values: dict, hook: str) -> None:
         from lxctools.runtime.hooks import run_hooks
-        run_hooks(values, hook, name=self.name, config_file=str(self.config_path), extra_env={})
+        run_hooks(values, hook, name=self.name, config_file=str(self.layout.config_file_path(self.name)),
+                  extra_env={})
 
     # ---- running: delegated to the supervisor ------------------------------------------------
     def start_values(self, rcfile: str | None = None, overrides: list[str] | None = None) -> tuple[dict, str]:
@@ -554,15 +555,18 @@ class Container:
         request_stop(self.layout, self.name, kill=kill, timeout=timeout, wait=True)
 
 
-def _rootfs_dir(value: object) -> Path | None:
-    from pathlib import Path
+def _rootfs_dir(value: object) -> str | None:
+    """The folder a dir-backed lxc.rootfs.path names (normalised as pathlib spelled it)."""
     if not isinstance(value, str) or not value:
         return None
     if value.startswith("dir:"):
-        return Path(value[4:])
-    if ":" in value.split("/")[0]:
+        value = value[4:]
+    elif ":" in value.split("/")[0]:
         return None  # overlay:, btrfs: ... storage handled by its backend
-    return Path(value)
+    if not value:
+        return None
+    from lxctools.runtime.storage import clean_path
+    return clean_path(value)
 
 
 def _is_inside(path: str | Path, folder: str | Path) -> bool:
@@ -597,17 +601,17 @@ def remove_tree(path: str | Path, must_be_under: str | Path) -> None:
     busy = _mounts_under(path)
     if busy:
         raise BusyError(f"refusing to delete {path}: something is mounted at {busy[0]}")
-    # shutil.rmtree uses fd-relative, O_NOFOLLOW traversal (safe against symlink races).
-    import shutil
+    # fd-relative traversal that never follows a symlink (safe against symlink races).
+    from lxctools.kernel.files import delete_tree
     try:
-        shutil.rmtree(path)
+        delete_tree(path)
     except PermissionError as err:
         # Root in a container keeps CAP_LINUX_IMMUTABLE (as in LXC): files it made immutable or
         # append-only (chattr +i, +a) refuse unlink, even to root here, until the flag goes.
         if not _clear_locking_flags(path):
             raise PylError(f"cannot delete {err.filename or path}: {err.strerror}") from err
         try:
-            shutil.rmtree(path)
+            delete_tree(path)
         except OSError as again:
             raise PylError(f"cannot delete {again.filename or path}: {again.strerror}") from again
 

@@ -39,3 +39,29 @@ def replace_file(path: str, data: bytes, mode: int, *, durable: bool) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _raise(err: OSError) -> None:
+    raise err
+
+
+def delete_tree(path: str) -> None:
+    """Delete the folder PATH and everything in it, as shutil.rmtree does on Linux: walked
+    through directory fds (os.fwalk), each entry unlinked relative to its folder's fd, a
+    symlink deleted and never followed, a folder swapped for a symlink mid-walk not entered.
+    Not shutil: it imports fnmatch and re, ~7 ms of a pyl-destroy on a 2-vCPU VM. The first
+    OSError is raised with the full path of what could not be read or deleted."""
+    for folder, dirs, files, dir_fd in os.fwalk(path, topdown=False, onerror=_raise, follow_symlinks=False):
+        name = ""
+        try:
+            for name in files:
+                os.unlink(name, dir_fd=dir_fd)
+            for name in dirs:
+                try:
+                    os.rmdir(name, dir_fd=dir_fd)
+                except NotADirectoryError:  # a symlink to a folder is listed with the folders
+                    os.unlink(name, dir_fd=dir_fd)
+        except OSError as err:
+            err.filename = os.path.join(folder, name)
+            raise
+    os.rmdir(path)

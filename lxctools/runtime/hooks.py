@@ -8,13 +8,14 @@ start-host/start hook aborts the start; stop/post-stop/destroy failures are only
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-from typing import Mapping
 
 from lxctools.errors import StartError
 from lxctools.kernel import signals
 from lxctools.log import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 FATAL_HOOKS = frozenset({"pre-start", "pre-mount", "mount", "autodev", "start-host", "start"})
 
@@ -52,6 +53,10 @@ def run_hooks(values: Mapping[str, object], hook: str, *, name: str, config_file
     commands = hook_commands(values, hook)
     if not commands:
         return
+    # Only with a hook to run: subprocess (with signal, threading, selectors...) and shlex are
+    # ~5 ms of a pyl-destroy otherwise. The supervisor preloads both for its children.
+    import shlex
+    import subprocess
     env = hook_env(values, hook, name=name, config_file=config_file, extra_env=extra_env)
     version = env["LXC_HOOK_VERSION"]
     for command in commands:

@@ -23,6 +23,8 @@ def preload_for_children(seccomp: bool) -> None:
     before they exec: done once here, not in every child, on the critical path of every start
     and attach (and paid twice there: the import, then copy-on-write faults). Cheap to call
     again. SECCOMP: load libseccomp too (the container's confinement needs it)."""
+    import shlex  # noqa: F401  (these two: what hooks imports once it has a command to run)
+    import subprocess  # noqa: F401
     import lxctools.runtime.appinit  # noqa: F401
     import lxctools.runtime.hooks  # noqa: F401
     import lxctools.runtime.security  # noqa: F401

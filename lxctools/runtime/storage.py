@@ -37,9 +37,11 @@ class Storage(Record):
 
 
 def clean_path(path: str) -> str:
-    """An absolute PATH as str(Path(PATH)) spells it: "//" and "/./" folded, no trailing "/";
-    ".." kept (it means something else than os.path.normpath's folding when a link is crossed)."""
-    return "/" + "/".join(part for part in path.split("/") if part and part != ".")
+    """PATH as str(Path(PATH)) spells it: "//" and "/./" folded, no trailing "/" ("." for
+    nothing left of a relative one); ".." kept (os.path.normpath folds it, which changes
+    the meaning when a symlink is crossed). A leading "//" is folded too (pathlib keeps it)."""
+    parts = "/".join(part for part in path.split("/") if part and part != ".")
+    return "/" + parts if path.startswith("/") else parts or "."
 
 
 def parse_storage(value: object) -> Storage:

@@ -556,14 +556,16 @@ class Container:
 
 
 def _rootfs_dir(value: object) -> str | None:
-    """The folder a dir-backed lxc.rootfs.path names (normalised as pathlib spelled it)."""
+    """The folder a dir-backed lxc.rootfs.path names (normalised as pathlib spelled it); None
+    for a relative one: it would mean a folder of whoever's current directory, which destroy
+    must not delete (pyl up to 2e9514e emptied the current folder for "dir:")."""
     if not isinstance(value, str) or not value:
         return None
     if value.startswith("dir:"):
         value = value[4:]
     elif ":" in value.split("/")[0]:
         return None  # overlay:, btrfs: ... storage handled by its backend
-    if not value:
+    if not value.startswith("/"):
         return None
     from lxctools.runtime.storage import clean_path
     return clean_path(value)

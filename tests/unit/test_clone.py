@@ -400,7 +400,28 @@ def test_run_autostart_with_no_containers(tmp_path):
     ("dir:/l/c1//rootfs/", "/l/c1/rootfs"), ("/l/./c1/rootfs", "/l/c1/rootfs"),
     ("overlay:/a:/b", None), ("", None), (None, None),
     ("dir:", None),   # not the current folder (str(Path("")) is "."), which destroy would delete
+    ("dir:rel/rootfs", None), ("rel/rootfs", None),   # nor a folder below it
 ])
 def test_destroys_rootfs_folder(value, folder):
     from lxctools.container import _rootfs_dir
     assert _rootfs_dir(value) == folder
+
+
+@pytest.mark.parametrize("rootfs", ["dir:", "dir:rel", "rel"])
+def test_destroy_of_a_relative_rootfs_deletes_nothing_of_the_current_folder(tmp_path, rootfs):
+    import subprocess
+    import sys
+    cwd = tmp_path / "admin-home"
+    (cwd / "rel" / "work").mkdir(parents=True)
+    (cwd / "precious").write_text("x")
+    folder = tmp_path / "lxc" / "bad"
+    folder.mkdir(parents=True)
+    (folder / "config").write_text(f"lxc.uts.name = bad\nlxc.rootfs.path = {rootfs}\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYL_")}
+    env.update(PYL_LXCPATH=str(tmp_path / "lxc"), PYL_RUNDIR=str(tmp_path / "run"))
+    proc = subprocess.run([sys.executable, str(root / "bin" / "pyl-destroy"), "-n", "bad"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert not folder.exists()
+    assert (cwd / "precious").read_text() == "x" and (cwd / "rel" / "work").is_dir()

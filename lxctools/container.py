@@ -425,17 +425,31 @@ class Container:
             return []
 
     def cgroup_value(self, key: str, value: str | None = None) -> str | None:
-        """pyl-cgroup: read KEY of the running container's cgroup, or write VALUE to it."""
-        from lxctools.runtime import cgroups
+        """pyl-cgroup: read KEY of the running container's cgroup, or write VALUE to it. The
+        supervisor does it (one round trip, as pyl-info: it has the cgroup code loaded); a
+        container running without one (an orphan no supervisor adopted yet) is done here."""
         rs = self.runstate()
         if not rs.state.allows("cgroup") or not rs.pid:
             self.require_defined()
             raise WrongStateError(f"'{self.layout.lxcpath_str}:{self.name}' is not running")
         if value is not None and key.strip() in PROCESS_FILES:
             # A PID written there may be any host process, pid 1 included: the container's
-            # stop then SIGKILLs it with everything else in its cgroup.
+            # stop then SIGKILLs it with everything else in its cgroup. (The supervisor checks too.)
             raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
                              hint="start the process inside with pyl-attach")
+        from lxctools.monitor.client import try_connect
+        conn = try_connect(self.layout)
+        if conn is not None:
+            with conn:
+                try:
+                    reply = conn.request({"op": "cgroup", "name": self.name, "key": key, "value": value})
+                    return reply.get("value") if value is None else None
+                except PylError as err:
+                    # A supervisor of an older pyl (still running across an upgrade) lacks the
+                    # request: do it here, as before.
+                    if not err.message.startswith("unknown request"):
+                        raise
+        from lxctools.runtime import cgroups
         plan = self.cgroup_plan(rs)
         if value is None:
             return cgroups.read_value(plan, key)

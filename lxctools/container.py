@@ -411,6 +411,22 @@ class Container:
             "clear_env": clear_env, "keep_vars": list(keep_vars), "cwd": cwd,
         }, pty=pty, pty_log=pty_log)
 
+    def _ask_supervisor(self, request: dict) -> dict | None:
+        """The reply of the lxcpath's supervisor to request, or None when none runs or it is of
+        an older pyl that lacks the request (still running across an upgrade): the caller then
+        does the work itself."""
+        from lxctools.monitor.client import try_connect
+        conn = try_connect(self.layout)
+        if conn is None:
+            return None
+        with conn:
+            try:
+                return conn.request(request)
+            except PylError as err:
+                if err.message.startswith("unknown request"):
+                    return None
+                raise
+
     def cgroup_plan(self, rs: RunState | None = None):
         """Paths of the running container's cgroups (found from its init's /proc/PID/cgroup)."""
         from lxctools.runtime import cgroups
@@ -418,6 +434,15 @@ class Container:
         return cgroups.plan_from_existing(self.name, _cgroup_layout(), pid=rs.pid)
 
     def cgroup_pids(self, rs: RunState | None = None) -> list[int]:
+        """PIDs in the running container's cgroup and its sub-cgroups; [] when it has none (it
+        stopped meanwhile). Asked of the supervisor, which has the cgroup code loaded (~25 ms
+        of a pyl-ps otherwise); done here with none answering, as cgroup_value."""
+        try:
+            reply = self._ask_supervisor({"op": "pids", "name": self.name})
+        except PylError:  # it stopped meanwhile
+            return []
+        if reply is not None:
+            return [int(pid) for pid in reply.get("pids") or ()]
         from lxctools.runtime import cgroups
         try:
             return cgroups.procs(self.cgroup_plan(rs))
@@ -437,18 +462,9 @@ class Container:
             # stop then SIGKILLs it with everything else in its cgroup. (The supervisor checks too.)
             raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
                              hint="start the process inside with pyl-attach")
-        from lxctools.monitor.client import try_connect
-        conn = try_connect(self.layout)
-        if conn is not None:
-            with conn:
-                try:
-                    reply = conn.request({"op": "cgroup", "name": self.name, "key": key, "value": value})
-                    return reply.get("value") if value is None else None
-                except PylError as err:
-                    # A supervisor of an older pyl (still running across an upgrade) lacks the
-                    # request: do it here, as before.
-                    if not err.message.startswith("unknown request"):
-                        raise
+        reply = self._ask_supervisor({"op": "cgroup", "name": self.name, "key": key, "value": value})
+        if reply is not None:
+            return reply.get("value") if value is None else None
         from lxctools.runtime import cgroups
         plan = self.cgroup_plan(rs)
         if value is None:

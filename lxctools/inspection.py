@@ -16,41 +16,50 @@ The procfs root is a parameter everywhere so unit tests point it at a fake tree.
 from __future__ import annotations
 
 import os
-import socket as _socket
-import struct
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
 
 from lxctools.errors import NotFoundError, UsageError
+from lxctools.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+# Records, not dataclasses, and socket/struct only where sockets are decoded: pyl-ps imported
+# dataclasses (with inspect, re, enum), socket and collections (~20 ms of a ~60 ms call).
 
 PAYLOAD_PREFIX = "pyl.payload."  # same as cgroups.PAYLOAD_PREFIX; kept here to stay import-light
 
 # ============================================================================ processes
 
 
-@dataclass(frozen=True)
-class ContainerRef:
+class ContainerRef(Record):
     """What identifies one running container's processes."""
 
-    name: str
-    init_pid: int
-    pids: frozenset[int]      # its cgroup's cgroup.procs (sub-cgroups included)
-    pidns: str | None = None  # readlink of /proc/<init>/ns/pid ("pid:[4026532...]")
-    level: int = 0            # index into NSpid giving the PID the container sees (init's depth)
+    __slots__ = ("name", "init_pid", "pids", "pidns", "level")
+
+    def __init__(self, name: str, init_pid: int, pids: frozenset[int], pidns: str | None = None,
+                 level: int = 0) -> None:
+        self.name = name
+        self.init_pid = init_pid
+        self.pids = pids      # its cgroup's cgroup.procs (sub-cgroups included)
+        self.pidns = pidns    # readlink of /proc/<init>/ns/pid ("pid:[4026532...]")
+        self.level = level    # index into NSpid giving the PID the container sees (init's depth)
 
 
-@dataclass(frozen=True)
-class ProcessRow:
-    pid: int                  # host PID
-    nspid: int                # PID seen from the container's (or its own) pid namespace
-    container: str | None     # None: a host process
-    uid: int                  # effective uid (host view)
-    user: str
-    cpu_ticks: int            # utime + stime, in clock ticks
-    command: str
+class ProcessRow(Record):
+    __slots__ = ("pid", "nspid", "container", "uid", "user", "cpu_ticks", "command")
+
+    def __init__(self, pid: int, nspid: int, container: str | None, uid: int, user: str,
+                 cpu_ticks: int, command: str) -> None:
+        self.pid = pid                # host PID
+        self.nspid = nspid            # PID seen from the container's (or its own) pid namespace
+        self.container = container    # None: a host process
+        self.uid = uid                # effective uid (host view)
+        self.user = user
+        self.cpu_ticks = cpu_ticks    # utime + stime, in clock ticks
+        self.command = command
 
     def to_json(self, hz: int | None = None) -> dict:
-        out = asdict(self)
+        out = self.as_dict()
         out["time"] = format_cputime(self.cpu_ticks, hz)
         return out
 
@@ -310,21 +319,29 @@ CSV_HEADER = ("time_ms,container,cpu_nanos,cpu_sys_userhz,cpu_user_userhz,blkio_
 CSV_EXTRA = ",pids"  # pyl appends one column to lxc-top's batch format
 
 
-@dataclass(frozen=True)
-class StatsRow:
-    name: str
-    time_ms: int
-    cpu_ns: int | None = None
-    cpu_sys_ns: int | None = None
-    cpu_user_ns: int | None = None
-    blkio_read: int | None = None
-    blkio_write: int | None = None
-    blkio_iops: int | None = None
-    mem_bytes: int | None = None
-    memsw_bytes: int | None = None
-    kmem_bytes: int | None = None
-    pids: int | None = None
-    cpu_percent: float | None = None  # of one CPU, since the previous row of this container
+class StatsRow(Record):
+    __slots__ = ("name", "time_ms", "cpu_ns", "cpu_sys_ns", "cpu_user_ns", "blkio_read", "blkio_write",
+                 "blkio_iops", "mem_bytes", "memsw_bytes", "kmem_bytes", "pids", "cpu_percent")
+
+    def __init__(self, name: str, time_ms: int, cpu_ns: int | None = None, cpu_sys_ns: int | None = None,
+                 cpu_user_ns: int | None = None, blkio_read: int | None = None,
+                 blkio_write: int | None = None, blkio_iops: int | None = None,
+                 mem_bytes: int | None = None, memsw_bytes: int | None = None,
+                 kmem_bytes: int | None = None, pids: int | None = None,
+                 cpu_percent: float | None = None) -> None:
+        self.name = name
+        self.time_ms = time_ms
+        self.cpu_ns = cpu_ns
+        self.cpu_sys_ns = cpu_sys_ns
+        self.cpu_user_ns = cpu_user_ns
+        self.blkio_read = blkio_read
+        self.blkio_write = blkio_write
+        self.blkio_iops = blkio_iops
+        self.mem_bytes = mem_bytes
+        self.memsw_bytes = memsw_bytes
+        self.kmem_bytes = kmem_bytes
+        self.pids = pids
+        self.cpu_percent = cpu_percent  # of one CPU, since the previous row of this container
 
     @property
     def blkio_bytes(self) -> int | None:
@@ -333,7 +350,7 @@ class StatsRow:
         return (self.blkio_read or 0) + (self.blkio_write or 0)
 
     def to_json(self) -> dict:
-        out = asdict(self)
+        out = self.as_dict()
         out["blkio_bytes"] = self.blkio_bytes
         return out
 
@@ -439,27 +456,31 @@ _SO_ACCEPTCON = 0x10000  # __SO_ACCEPTCON in the Flags column of /proc/net/unix:
 INET_TABLES = ("tcp", "tcp6", "udp", "udp6")
 
 
-@dataclass(frozen=True)
-class SocketRow:
-    proto: str               # tcp, tcp6, udp, udp6, unix
-    local: str
-    remote: str
-    state: str               # TCP state name; UDP: "" unconnected, ESTABLISHED connected; unix: LISTENING...
-    listening: bool
-    recv_q: int
-    send_q: int
-    inode: int
-    unix_type: str | None = None
-    pid: int | None = None   # host PID of a process holding it
-    nspid: int | None = None
-    program: str | None = None
+class SocketRow(Record):
+    __slots__ = ("proto", "local", "remote", "state", "listening", "recv_q", "send_q", "inode",
+                 "unix_type", "pid", "nspid", "program")
+
+    def __init__(self, proto: str, local: str, remote: str, state: str, listening: bool, recv_q: int,
+                 send_q: int, inode: int, unix_type: str | None = None, pid: int | None = None,
+                 nspid: int | None = None, program: str | None = None) -> None:
+        self.proto = proto          # tcp, tcp6, udp, udp6, unix
+        self.local = local
+        self.remote = remote
+        self.state = state          # TCP state name; UDP: "" unconnected, ESTABLISHED connected; unix: LISTENING...
+        self.listening = listening
+        self.recv_q = recv_q
+        self.send_q = send_q
+        self.inode = inode
+        self.unix_type = unix_type
+        self.pid = pid              # host PID of a process holding it
+        self.nspid = nspid
+        self.program = program
 
     def with_owner(self, pid: int, nspid: int | None, program: str) -> "SocketRow":
-        from dataclasses import replace
-        return replace(self, pid=pid, nspid=nspid, program=program)
+        return self.replace(pid=pid, nspid=nspid, program=program)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return self.as_dict()
 
 
 def decode_address(text: str) -> tuple[str, int]:
@@ -468,6 +489,8 @@ def decode_address(text: str) -> tuple[str, int]:
     The kernel prints each 32-bit word of the network-order address as a host-order integer, so
     each 8-digit group is re-packed in native byte order."""
     addr_hex, _, port_hex = text.partition(":")
+    import socket as _socket
+    import struct
     raw = b"".join(struct.pack("=I", int(addr_hex[i:i + 8], 16)) for i in range(0, len(addr_hex), 8))
     family = _socket.AF_INET if len(raw) == 4 else _socket.AF_INET6
     return _socket.inet_ntop(family, raw), int(port_hex, 16)
@@ -511,8 +534,7 @@ def parse_unix_table(text: str) -> list[SocketRow]:
             # The kernel prints a path as it is: a newline in a socket's name (the container
             # chose it) continues that row's path on the next line.
             if rows and line:
-                from dataclasses import replace
-                rows[-1] = replace(rows[-1], local=rows[-1].local + "\n" + line)
+                rows[-1] = rows[-1].replace(local=rows[-1].local + "\n" + line)
             continue
         flags, kind, st, inode = int(f[3], 16), int(f[4], 16), int(f[5], 16), int(f[6])
         path = f[7].strip() if len(f) > 7 else ""

@@ -21,6 +21,20 @@ class Record:
     def __hash__(self) -> int:
         return hash(self._values())
 
+    def as_dict(self) -> dict:
+        """Field -> value, in __slots__ order (what dataclasses.asdict gave, one level deep)."""
+        return {field: getattr(self, field) for field in self.__slots__}
+
+    def replace(self, **changes: object) -> "Record":
+        """A copy with some fields changed (dataclasses.replace); an unknown field is a TypeError."""
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        copy = object.__new__(type(self))
+        for field in self.__slots__:
+            object.__setattr__(copy, field, changes.get(field, getattr(self, field)))
+        return copy
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{field}={getattr(self, field)!r}" for field in self.__slots__)
         return f"{type(self).__name__}({fields})"

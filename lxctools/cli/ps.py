@@ -78,7 +78,6 @@ def _ps_options(options: list[str], select_all: bool) -> list[str]:
 
 
 def run(args, ctx) -> int:
-    import json
     import sys
     from lxctools.errors import UsageError
     from lxctools import inspection as inspect
@@ -93,6 +92,7 @@ def run(args, ctx) -> int:
         return _run_ps(_ps_options(args.command, only in ("names", "lxc")), refs, only, names or [])
     rows = inspect.list_processes(refs, only=only, names=names or [])
     if args.json:
+        import json
         out.write(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
     else:
         out.write("".join(line + "\n" for line in inspect.process_table(rows)))

@@ -262,14 +262,26 @@ class SessionOps:
         if value is not None and key.strip() in PROCESS_FILES:
             raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
                              hint="start the process inside with pyl-attach")
-        plan = sup.cgroup_plan
-        if plan is None:  # adopted, and its cgroup paths could not be rebuilt then
-            plan = cgroups.plan_from_existing(sup.name, cgroups.detect_layout(), pid=sup.pid)
+        plan = self._cgroup_plan(sup)
         if value is None:
             self._reply(client, {"ok": True, "value": cgroups.read_value(plan, key)})
         else:
             cgroups.write_value(plan, key, value)
             self._reply(client, {"ok": True})
+
+    def op_pids(self, client: Client, msg: dict, fds: list[int]) -> None:
+        """pyl-ps: the PIDs in a running container's cgroup and its sub-cgroups (host view)."""
+        from lxctools.runtime import cgroups
+        sup = self._require(msg.get("name"), "ps")
+        self._reply(client, {"ok": True, "pids": cgroups.procs(self._cgroup_plan(sup))})
+
+    @staticmethod
+    def _cgroup_plan(sup: Supervised):
+        from lxctools.runtime import cgroups
+        if sup.cgroup_plan is not None:
+            return sup.cgroup_plan
+        # adopted, and its cgroup paths could not be rebuilt then
+        return cgroups.plan_from_existing(sup.name, cgroups.detect_layout(), pid=sup.pid)
 
     def _netinfo(self, sup: Supervised, what: str):
         """netinfo.interfaces or netinfo.addresses of the container, through the socket kept

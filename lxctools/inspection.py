@@ -323,25 +323,26 @@ class StatsRow(Record):
     __slots__ = ("name", "time_ms", "cpu_ns", "cpu_sys_ns", "cpu_user_ns", "blkio_read", "blkio_write",
                  "blkio_iops", "mem_bytes", "memsw_bytes", "kmem_bytes", "pids", "cpu_percent")
 
-    def __init__(self, name: str, time_ms: int, cpu_ns: int | None = None, cpu_sys_ns: int | None = None,
-                 cpu_user_ns: int | None = None, blkio_read: int | None = None,
-                 blkio_write: int | None = None, blkio_iops: int | None = None,
-                 mem_bytes: int | None = None, memsw_bytes: int | None = None,
-                 kmem_bytes: int | None = None, pids: int | None = None,
-                 cpu_percent: float | None = None) -> None:
+    # Every counter is optional: None where this host's cgroups do not have it.
+    cpu_ns: int | None
+    cpu_sys_ns: int | None
+    cpu_user_ns: int | None
+    blkio_read: int | None
+    blkio_write: int | None
+    blkio_iops: int | None
+    mem_bytes: int | None
+    memsw_bytes: int | None
+    kmem_bytes: int | None
+    pids: int | None
+    cpu_percent: float | None  # of one CPU, since the previous row of this container
+
+    def __init__(self, name: str, time_ms: int, **counters: float | None) -> None:
         self.name = name
         self.time_ms = time_ms
-        self.cpu_ns = cpu_ns
-        self.cpu_sys_ns = cpu_sys_ns
-        self.cpu_user_ns = cpu_user_ns
-        self.blkio_read = blkio_read
-        self.blkio_write = blkio_write
-        self.blkio_iops = blkio_iops
-        self.mem_bytes = mem_bytes
-        self.memsw_bytes = memsw_bytes
-        self.kmem_bytes = kmem_bytes
-        self.pids = pids
-        self.cpu_percent = cpu_percent  # of one CPU, since the previous row of this container
+        for field in self.__slots__[2:]:
+            setattr(self, field, counters.pop(field, None))
+        if counters:
+            raise TypeError(f"StatsRow has no field {sorted(counters)[0]!r}")
 
     @property
     def blkio_bytes(self) -> int | None:

@@ -44,3 +44,6 @@ def test_inspection_rows_serialize_as_the_dataclasses_did():
     assert (owned.pid, owned.nspid, owned.program, owned.inode) == (5, 1, "sshd", 99) and sock.pid is None
     stats = inspection.StatsRow("c1", 10, blkio_read=1, blkio_write=2)
     assert stats.to_json()["blkio_bytes"] == 3 and stats.to_json()["mem_bytes"] is None
+    assert stats.pids is None and stats.replace(pids=3).pids == 3
+    with pytest.raises(TypeError, match="no field 'mem'"):
+        inspection.StatsRow("c1", 10, mem=1)

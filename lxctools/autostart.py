@@ -12,23 +12,37 @@ when there are no containers at all; 2 when some failed.
 
 from __future__ import annotations
 
-import enum
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, TextIO
 
 from lxctools.errors import PylError
+from lxctools.record import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import TextIO
+
+# A plain class and a Record, not enum and dataclasses: with typing they were ~25 ms of a
+# ~50 ms `pyl-autostart -L` (docs/PERFORMANCE.md).
 NULL_GROUP = ""
 
 
-class Action(enum.StrEnum):
-    START = "start"
-    SHUTDOWN = "shutdown"
-    REBOOT = "reboot"
-    KILL = "kill"
+class Action:
+    """What pyl-autostart does: Action.START, SHUTDOWN, REBOOT or KILL (compared with `is`)."""
+
+    __slots__ = ("value",)
+    START: Action
+    SHUTDOWN: Action
+    REBOOT: Action
+    KILL: Action
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Action.{self.value.upper()}"
 
     @property
     def wants_running(self) -> bool:
@@ -44,13 +58,19 @@ class Action(enum.StrEnum):
         return self in (Action.START, Action.REBOOT)
 
 
-@dataclass(frozen=True)
-class AutostartEntry:
-    name: str
-    auto: bool
-    order: int
-    delay: int
-    groups: tuple[str, ...]
+Action.START, Action.SHUTDOWN, Action.REBOOT, Action.KILL = (
+    Action("start"), Action("shutdown"), Action("reboot"), Action("kill"))
+
+
+class AutostartEntry(Record):
+    __slots__ = ("name", "auto", "order", "delay", "groups")
+
+    def __init__(self, name: str, auto: bool, order: int, delay: int, groups: tuple[str, ...]) -> None:
+        self.name = name
+        self.auto = auto
+        self.order = order
+        self.delay = delay
+        self.groups = groups
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -124,7 +144,7 @@ def load_entries(layout, err: TextIO) -> list[AutostartEntry]:
     entries = []
     for name in list_container_names(layout):
         container = Container(name, layout)
-        if not os.access(container.dir, os.W_OK):
+        if not os.access(container.dir_str, os.W_OK):
             continue
         try:
             entries.append(entry_from_values(name, container.load_config().values()))

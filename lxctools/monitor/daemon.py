@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:
         # Another supervisor for this lxcpath won the race; the client will connect to it.
         if ready_fd >= 0:
-            os.write(ready_fd, b"ok\n")
+            try:
+                os.write(ready_fd, b"ok\n")
+            except BrokenPipeError:
+                pass  # the client that spawned us was killed meanwhile: nothing to tell
         return 0
     if "warm-net" in argv[3:]:
         # Spawned by a start: it will want the worker. Unused, it leaves after its idle time.

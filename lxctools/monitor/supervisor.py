@@ -415,7 +415,13 @@ def run(layout: Layout, ready_fd: int) -> int:
     sup.listen()
     sup.adopt_orphans()
     if ready_fd >= 0:
-        os.write(ready_fd, b"ok\n")
+        try:
+            os.write(ready_fd, b"ok\n")
+        except BrokenPipeError:
+            # The client that spawned us was killed while it waited. Serve anyway: others
+            # (a pyl-wait, the next start) may be queued on the socket already, and a
+            # supervisor dying here left them "the supervisor closed the connection".
+            log.info("monitor", "the client that started this supervisor is gone")
         os.close(ready_fd)
     sup.serve()
     return 0

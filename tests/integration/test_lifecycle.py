@@ -8,13 +8,14 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import NO_NET, cgroup_kind, requires_busybox, requires_root
+from tests.conftest import NO_NET, ROOT, cgroup_kind, requires_busybox, requires_root
 
 pytestmark = [requires_root, requires_busybox]
 
@@ -693,6 +694,38 @@ def test_killed_start_client_leaves_the_truth(pyl):
     pyl("stop", "-n", "c1", "-k")
     pyl.ok("start", "-n", "c1")
     pyl.ok("stop", "-n", "c1", "-k")
+
+
+def test_a_supervisor_whose_spawner_died_serves_anyway(pyl):
+    """The start client that spawned a supervisor was killed before it heard "ready": the
+    supervisor's write to the dead pipe (EPIPE) used to kill it, and the next start or wait
+    queued on its socket got "the supervisor closed the connection" (a flaky
+    test_killed_start_client_leaves_the_truth showed it, ~1 run in 3)."""
+    make(pyl)
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)  # the spawner is gone before the supervisor is ready
+    env = dict(pyl.env, PYL_MONITOR_LINGER="2")
+    daemon = subprocess.Popen([sys.executable, "-m", "lxctools.monitor.daemon", str(pyl.lxcpath),
+                               str(pyl.rundir), str(write_fd)], pass_fds=[write_fd], env=env,
+                              cwd=str(ROOT))
+    os.close(write_fd)
+    try:
+        deadline = time.monotonic() + 10
+        while not list(pyl.rundir.glob("*/monitor.sock")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # it listens, then writes "ready": past that write
+        assert daemon.poll() is None, "the supervisor died on its spawner's closed pipe"
+        pyl.ok("start", "-n", "c1")
+        assert pyl.supervisor_pids() == [daemon.pid]
+        pyl.ok("stop", "-n", "c1", "-k")
+    finally:
+        pyl("stop", "-n", "c1", "-k")
+        try:
+            daemon.wait(timeout=15)  # it leaves once idle for PYL_MONITOR_LINGER
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+            raise
 
 
 def test_a_pure_cgroup2_host(pyl):

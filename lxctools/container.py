@@ -411,22 +411,6 @@ class Container:
             "clear_env": clear_env, "keep_vars": list(keep_vars), "cwd": cwd,
         }, pty=pty, pty_log=pty_log)
 
-    def _ask_supervisor(self, request: dict) -> dict | None:
-        """The reply of the lxcpath's supervisor to request, or None when none runs or it is of
-        an older pyl that lacks the request (still running across an upgrade): the caller then
-        does the work itself."""
-        from lxctools.monitor.client import try_connect
-        conn = try_connect(self.layout)
-        if conn is None:
-            return None
-        with conn:
-            try:
-                return conn.request(request)
-            except PylError as err:
-                if err.message.startswith("unknown request"):
-                    return None
-                raise
-
     def cgroup_plan(self, rs: RunState | None = None):
         """Paths of the running container's cgroups (found from its init's /proc/PID/cgroup)."""
         from lxctools.runtime import cgroups
@@ -437,8 +421,9 @@ class Container:
         """PIDs in the running container's cgroup and its sub-cgroups; [] when it has none (it
         stopped meanwhile). Asked of the supervisor, which has the cgroup code loaded (~25 ms
         of a pyl-ps otherwise); done here with none answering, as cgroup_value."""
+        from lxctools.monitor.client import request_if_served
         try:
-            reply = self._ask_supervisor({"op": "pids", "name": self.name})
+            reply = request_if_served(self.layout, {"op": "pids", "name": self.name})
         except PylError:  # it stopped meanwhile
             return []
         if reply is not None:
@@ -457,12 +442,8 @@ class Container:
         if not rs.state.allows("cgroup") or not rs.pid:
             self.require_defined()
             raise WrongStateError(f"'{self.layout.lxcpath_str}:{self.name}' is not running")
-        if value is not None and key.strip() in PROCESS_FILES:
-            # A PID written there may be any host process, pid 1 included: the container's
-            # stop then SIGKILLs it with everything else in its cgroup. (The supervisor checks too.)
-            raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
-                             hint="start the process inside with pyl-attach")
-        reply = self._ask_supervisor({"op": "cgroup", "name": self.name, "key": key, "value": value})
+        from lxctools.monitor.client import request_if_served
+        reply = request_if_served(self.layout, {"op": "cgroup", "name": self.name, "key": key, "value": value})
         if reply is not None:
             return reply.get("value") if value is None else None
         from lxctools.runtime import cgroups
@@ -682,9 +663,6 @@ def _clear_locking_flags(path: str | Path) -> int:
     return cleared
 
 
-PROCESS_FILES = frozenset({"cgroup.procs", "cgroup.threads"})  # writing one moves a process in
-
-
 class _Building:
     """Make a new container in its folder: hold the name's lock, refuse an existing container,
     create the folder with a locked `partial` marker, and remove everything if the body fails;
@@ -882,15 +860,12 @@ def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
               net: bool | str = True) -> dict[str, dict] | None:
     """{name: {state, pid, stats, interfaces}} for running containers, from the supervisor in
     one round trip; None if no supervisor runs (then nothing runs, except orphans)."""
-    from lxctools.monitor.client import try_connect
-    conn = try_connect(layout)
-    if conn is None:
+    from lxctools.monitor.client import request_if_served
+    try:
+        reply = request_if_served(layout, {"op": "info", "names": names, "stats": stats, "net": net})
+    except PylError:
         return None
-    with conn:
-        try:
-            return conn.request({"op": "info", "names": names, "stats": stats, "net": net})["containers"]
-        except PylError:
-            return None
+    return reply["containers"] if reply is not None else None
 
 
 def list_container_names(layout: Layout) -> list[str]:

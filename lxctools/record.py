@@ -32,7 +32,7 @@ class Record:
             raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
         copy = object.__new__(type(self))
         for field in self.__slots__:
-            object.__setattr__(copy, field, changes.get(field, getattr(self, field)))
+            setattr(copy, field, changes.get(field, getattr(self, field)))
         return copy
 
     def __repr__(self) -> str:

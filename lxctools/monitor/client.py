@@ -181,6 +181,22 @@ def request(layout: Layout, message: dict[str, Any], *, start: bool = True) -> d
         return conn.request(message)
 
 
+def request_if_served(layout: Layout, message: dict[str, Any]) -> dict[str, Any] | None:
+    """The reply of the lxcpath's running supervisor, or None when none runs or it is of an
+    older pyl that lacks the request (still running across an upgrade): the caller then does
+    the work itself. Other refusals raise, as request()."""
+    conn = try_connect(layout)
+    if conn is None:
+        return None
+    with conn:
+        try:
+            return conn.request(message)
+        except PylError as err:
+            if err.message.startswith("unknown request"):
+                return None
+            raise
+
+
 def request_stop(layout: Layout, name: str, *, kill: bool, timeout: float, wait: bool = True,
                  reboot: bool = False, nokill: bool = False, supervised_only: bool = False) -> dict[str, Any]:
     """Ask the supervisor to stop ``name``; NotRunningError when it is not running.

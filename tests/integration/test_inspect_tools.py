@@ -168,14 +168,21 @@ def test_cgroup_write_then_read_back(ct):
     assert stopped.returncode == 67 and "is not running" in stopped.stderr
 
 
+def _python(pyl, body: str):
+    """Run BODY in a fresh interpreter with this tree's lxctools and the fixture's environment;
+    what it prints (a Python literal) to stderr last."""
+    from tests.conftest import ROOT
+    code = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n" + body
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=pyl.env, timeout=30)
+    return ast.literal_eval(proc.stderr.strip().splitlines()[-1])
+
+
 def _in_process(pyl, tool: str, argv: list[str], without_supervisor: bool = False) -> tuple[int, str, set[str]]:
     """pyl-TOOL run in a fresh interpreter: its exit code, its output, and the modules it
     loaded. without_supervisor: as if none answered (an orphan container, or the fallback for
     an older supervisor), so the client does the work itself."""
-    from tests.conftest import ROOT
-    code = (
-        "import sys, io, contextlib\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
+    rc, out, modules = _python(pyl, (
+        "import io, contextlib\n"
         f"sys.argv = {[f'pyl-{tool}', '-P', str(pyl.lxcpath), *argv]!r}\n"
         + ("import lxctools.monitor.client as c; c.try_connect = lambda layout: None\n" if without_supervisor else "")
         + "from lxctools.cli.driver import run_tool\n"
@@ -183,9 +190,7 @@ def _in_process(pyl, tool: str, argv: list[str], without_supervisor: bool = Fals
         "with contextlib.redirect_stdout(out):\n"
         f"    rc = run_tool({tool!r})\n"
         "print(repr((rc, out.getvalue(), sorted(sys.modules))), file=sys.stderr)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=pyl.env, timeout=30)
-    rc, out, modules = ast.literal_eval(proc.stderr.strip().splitlines()[-1])
+    ))
     return rc, out, set(modules)
 
 
@@ -197,22 +202,17 @@ def _cgroup_in_process(pyl, argv: list[str], without_supervisor: bool = False) -
 
 def _raw_cgroup_request(pyl, fields: dict) -> tuple[int, str]:
     """A cgroup request sent straight to the supervisor: its exit code and value (or error)."""
-    from tests.conftest import ROOT
-    code = (
-        "import sys, json\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
+    return _python(pyl, (
         "from lxctools.errors import PylError\n"
         "from lxctools.monitor.client import try_connect\n"
         "from lxctools.paths import Layout, default_rundir\n"
         f"conn = try_connect(Layout({str(pyl.lxcpath)!r}, default_rundir()))\n"
         "try:\n"
-        f"    print(0, conn.request({{'op': 'cgroup', 'name': {C!r}, **{fields!r}}}).get('value'))\n"
+        f"    result = (0, str(conn.request({{'op': 'cgroup', 'name': {C!r}, **{fields!r}}}).get('value')).rstrip())\n"
         "except PylError as err:\n"
-        "    print(int(err.exit_code), err.message)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=pyl.env, timeout=30)
-    rc, _, out = proc.stdout.strip().partition(" ")
-    return int(rc), out
+        "    result = (int(err.exit_code), err.message)\n"
+        "print(repr(result), file=sys.stderr)\n"
+    ))
 
 
 @pytest.mark.skipif(_v1("memory") is None and not os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
@@ -228,7 +228,8 @@ def test_cgroup_goes_through_the_supervisor_and_falls_back_without_one(ct):
     assert _cgroup_in_process(ct, ["-n", C, key, "201326592"], without_supervisor=True) == (0, "", True)
     assert ct.ok("cgroup", "-n", C, key).stdout == "201326592\n"
     # The supervisor refuses what the client refuses, with the same exit codes.
-    for argv, rc in ((["cgroup.procs", "1"], 64), (["nosuchctl.file"], 66), ([key, "bogus"], 1)):
+    # (A PID no process has: were the refusal gone, the write would fail, not move host PID 1 in.)
+    for argv, rc in ((["cgroup.procs", "999999999"], 64), (["nosuchctl.file"], 66), ([key, "bogus"], 1)):
         assert _cgroup_in_process(ct, ["-n", C, *argv])[0] == rc
         assert _cgroup_in_process(ct, ["-n", C, *argv], without_supervisor=True)[0] == rc
     # The supervisor checks for itself (a client of another version may not): raw requests.

@@ -357,6 +357,12 @@ def test_read_write_value_routing_hybrid(tmp_path):
     for bad in ("../x.y", "memory", "", "a/b.c"):
         with pytest.raises(UsageError):
             cg.read_value(plan, bad)
+    # No writer of cgroup files moves a process in (pyl-cgroup, through the supervisor or not).
+    (uni / "cgroup.procs").write_text("")
+    for key in ("cgroup.procs", " cgroup.threads"):
+        with pytest.raises(UsageError, match="does not move processes"):
+            cg.write_value(plan, key, "1")
+    assert (uni / "cgroup.procs").read_text() == ""
     cg.destroy(plan)
     with pytest.raises(NotFoundError, match="does not exist"):
         cg.read_value(plan, "memory.usage_in_bytes")

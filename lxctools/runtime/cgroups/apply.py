@@ -486,7 +486,18 @@ def read_value(plan: CgroupPlan, key: str) -> str:
         raise PylError(f"cannot read '{key}': {e.strerror}") from e
 
 
+# Writing one moves a process in: a PID written there may be any host process, pid 1 included,
+# and the container's stop then SIGKILLs it with everything else in its cgroup.
+PROCESS_FILES = frozenset({"cgroup.procs", "cgroup.threads"})
+
+
 def write_value(plan: CgroupPlan, key: str, value: str) -> None:
+    """Write a cgroup file of the container (pyl-cgroup, device rules); never one that moves
+    processes: pyl moves only its own children in, at start and attach (enter_v1 and the
+    start path)."""
+    if key.strip() in PROCESS_FILES:
+        raise UsageError(f"cannot write {key}: pyl-cgroup does not move processes into a container",
+                         hint="start the process inside with pyl-attach")
     path = _file_for(plan, key)
     try:
         write_file(path, value)

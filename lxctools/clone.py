@@ -22,6 +22,7 @@ import os
 import time
 
 from lxctools.container import Container, remove_tree
+from lxctools.locking import prune_locks
 from lxctools.dependents import (
     CLONES_FILE, DEPENDS_FILE, format_pairs, live_clones, pair, read_pairs, register_clone,
     source_of, unregister_clone, write_pairs,
@@ -329,6 +330,9 @@ def rename_container(src: Container, new_name: str, *, keep_name: bool = False) 
             os.rename(src_dir, dest_dir)
             for tmp, final in prepared:
                 os.rename(_moved(tmp, src_dir, dest_dir), _moved(final, src_dir, dest_dir))
+            # The snapshots moved with the folder: their locks are now the new snaps folder's.
+            old_snaps = os.path.join(src_dir, SNAPS_DIR)
+            prune_locks(Layout(old_snaps, src.layout.rundir_str).run_path("lock"), old_snaps)
             cfg = dest.load_config()
             if not keep_name:
                 set_hostname_file(parse_storage(cfg.values().get("lxc.rootfs.path")), new_name)

@@ -15,7 +15,7 @@ from lxctools.config import TEMPLATE_LINE  # the package's __init__ imports noth
 from lxctools.errors import (
     AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
 )
-from lxctools.locking import container_lock, try_flock
+from lxctools.locking import container_lock, prune_locks, release, try_flock
 from lxctools.names import validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
 from lxctools.runstate import RunState, read_runstate
@@ -98,7 +98,8 @@ class Container:
 
     def lock(self, operation: str, wait: float = 0.0) -> container_lock:
         """``with container.lock("start"):`` hold this container's operation lock."""
-        return container_lock(self.layout.lock_path(self.name), self.name, operation, wait=wait)
+        return container_lock(self.layout.lock_path(self.name), self.name, operation, wait=wait,
+                              folder=self.dir_str)
 
     # ---- create / destroy -------------------------------------------------------------------
     def reap_partial(self, *, holding_lock: bool = False) -> None:
@@ -107,21 +108,23 @@ class Container:
         marker = os.path.join(folder, PARTIAL_MARKER)
         # The operation lock first: a pyl-create holds it from before the marker exists until
         # after it is gone, so there is no window in which a live creation looks abandoned.
-        op_fd = None if holding_lock else try_flock(self.layout.lock_path(self.name))
+        lock_path = self.layout.lock_path(self.name)
+        op_fd = None if holding_lock else try_flock(lock_path)
         if op_fd is None and not holding_lock:
             return
         try:
-            fd = try_flock(marker)
+            # Not created if missing: the creation we saw may have finished meanwhile, and a
+            # marker made here would have its healthy container deleted as half-made.
+            fd = try_flock(marker, create=False)
             if fd is None:
-                return  # a pyl-copy or an older pyl-create still holds its marker
+                return  # finished, or a pyl-copy or an older pyl-create still holds its marker
             try:
-                if os.path.exists(marker):
-                    remove_tree(folder, self.layout.lxcpath_str)
+                remove_tree(folder, self.layout.lxcpath_str)
             finally:
                 os.close(fd)
         finally:
             if op_fd is not None:
-                os.close(op_fd)
+                release(op_fd, lock_path, remove=not os.path.lexists(folder))
 
     def create(self, *, template: str | None, config_file: str | None, backend: str = "dir",
                rootfs_dir: str | None = None, template_args: list[str] | None = None,
@@ -281,6 +284,8 @@ class Container:
         trash = self.layout.container_path(f".{self.name}{DESTROYING}{os.getpid()}")
         os.rename(folder, trash)
         remove_tree(trash, self.layout.lxcpath_str)
+        # The snapshots' lock files live under their own lxcpath's run folder (folder/snaps).
+        prune_locks(Layout(snaps, self.layout.rundir_str).run_path("lock"), snaps)
 
     def _leave_source(self, source: tuple[str, str], me: tuple[str, str]) -> None:
         """An overlay clone going away drops out of its source's lxc_snapshots, under the source's
@@ -786,7 +791,8 @@ def _reap_destroy_leftovers(layout: Layout, *, holding: str) -> None:
         name, found, _pid = entry[1:].rpartition(DESTROYING)
         if not entry.startswith(".") or not found or not is_valid_name(name):
             continue
-        lock_fd = None if name == holding else try_flock(layout.lock_path(name))
+        lock_path = layout.lock_path(name)
+        lock_fd = None if name == holding else try_flock(lock_path)
         if lock_fd is None and name != holding:
             continue  # that destroy is still at work
         try:
@@ -795,7 +801,7 @@ def _reap_destroy_leftovers(layout: Layout, *, holding: str) -> None:
             pass  # left for the next destroy; this one goes on
         finally:
             if lock_fd is not None:
-                os.close(lock_fd)
+                release(lock_fd, lock_path, remove=not os.path.lexists(layout.container_path(name)))
 
 
 def _write_file(path: str, text: str, mode: int) -> None:

@@ -3,6 +3,12 @@
 Lock files live under the run dir (not in the container folder) so destroy can remove the
 folder while it still holds the lock. flock dies with its holder, so a SIGKILLed command
 never leaves a stale lock behind (no PID files to trust).
+
+A lock file lives as long as what it guards: the last holder of a container's lock removes
+the file once the container is gone (destroy, a failed create), and the supervisor removes a
+container's running lock when it stops. Removing a file others may be waiting on is safe
+because every taker checks, once it holds the flock, that its fd is still the file at the
+path; a lock taken on a removed file guards nothing, so the taker opens the path again.
 """
 
 from __future__ import annotations
@@ -17,47 +23,109 @@ if TYPE_CHECKING:
 
 from lxctools.errors import BusyError
 
+_OPEN_FLAGS = os.O_RDWR | os.O_CLOEXEC
 
-def _open_lock(path: str | Path) -> int:
+
+def _open_lock(path: str | Path, create: bool) -> int | None:
+    if not create:
+        try:
+            return os.open(path, _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
     except FileNotFoundError:  # first lock under this run dir
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
 
 
-def try_flock(path: str | Path, *, shared: bool = False) -> int | None:
-    """Take the lock without waiting; return the fd, or None if someone else holds it."""
-    fd = _open_lock(path)
+def _still_at(fd: int, path: str | Path) -> bool:
+    """True if FD is the file PATH names now (its holder did not remove or replace it)."""
+    held = os.fstat(fd)
     try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return held.st_ino == current.st_ino and held.st_dev == current.st_dev
+
+
+def try_flock(path: str | Path, *, shared: bool = False, create: bool = True) -> int | None:
+    """Take the lock without waiting; return the fd, or None if someone else holds it (or,
+    without CREATE, if there is no such file: nothing to lock)."""
+    while True:
+        fd = _open_lock(path, create)
+        if fd is None:
+            return None
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if _still_at(fd, path):
+            return fd
+        os.close(fd)  # the holder before us removed the file: lock the one at the path now
 
 
 def is_locked(path: str | Path) -> bool:
-    """True if some process holds an exclusive lock on path (a probe; takes nothing)."""
-    if not os.path.exists(path):
-        return False
-    fd = try_flock(path, shared=True)
+    """True if some process holds an exclusive lock on path (a probe; takes and makes nothing)."""
+    fd = _open_lock(path, create=False)
     if fd is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    os.close(fd)
+    finally:
+        os.close(fd)
+    # Free, or a removed file (its holder finished and took it away): either way not held.
     return False
+
+
+def release(fd: int, path: str | Path, *, remove: bool = False) -> None:
+    """Give up the lock FD on PATH, first removing PATH with REMOVE (what it guards is gone:
+    a run dir must not collect a file per name ever used)."""
+    if remove:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    os.close(fd)
+
+
+def prune_locks(lock_dir: str, lxcpath: str) -> None:
+    """Remove the lock files in LOCK_DIR (an lxcpath's) of names with no folder in LXCPATH, then
+    LOCK_DIR and its run folder if that left them empty: for an lxcpath that went away (a
+    container's snapshots folder, destroyed or moved by a rename). A lock someone holds stays
+    (its holder removes the file when it is done)."""
+    try:
+        names = os.listdir(lock_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        path = os.path.join(lock_dir, name)
+        fd = try_flock(path, create=False)
+        if fd is not None:
+            release(fd, path, remove=not os.path.lexists(os.path.join(lxcpath, name)))
+    for folder in (lock_dir, os.path.dirname(lock_dir)):
+        try:
+            os.rmdir(folder)
+        except OSError:  # still in use (a held lock, a supervisor's files): left as it is
+            return
 
 
 class container_lock:
     """Hold the container's operation lock for one operation, or raise BusyError.
 
     wait > 0 retries for that many seconds (pyl-stop waits a little for a racing start);
-    cron jobs racing on one container get one success and one clear refusal. A class rather
-    than a @contextmanager: contextlib is ~1 ms of start-up for one decorator.
+    cron jobs racing on one container get one success and one clear refusal. FOLDER is the
+    container's folder: the lock file goes with the lock when the folder is gone. A class
+    rather than a @contextmanager: contextlib is ~1 ms of start-up for one decorator.
     """
 
-    def __init__(self, path: str | Path, name: str, operation: str, *, wait: float = 0.0) -> None:
+    def __init__(self, path: str | Path, name: str, operation: str, *, wait: float = 0.0,
+                 folder: str | None = None) -> None:
         self.path, self.name, self.operation, self.wait = path, name, operation, wait
+        self.folder = folder
         self.fd = -1
 
     def __enter__(self) -> int:
@@ -73,5 +141,5 @@ class container_lock:
             time.sleep(0.02)
 
     def __exit__(self, *_: object) -> None:
-        os.close(self.fd)
+        release(self.fd, self.path, remove=self.folder is not None and not os.path.lexists(self.folder))
         self.fd = -1

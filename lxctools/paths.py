@@ -153,17 +153,9 @@ class Layout:
         from pathlib import Path
         return Path(self.run_path())
 
-    def lock_file(self, name: str) -> Path:
-        from pathlib import Path
-        return Path(self.lock_path(name))
-
     def state_file(self, name: str) -> Path:
         from pathlib import Path
         return Path(self.state_path(name))
-
-    def running_lock_file(self, name: str) -> Path:
-        from pathlib import Path
-        return Path(self.running_lock_path(name))
 
     @property
     def monitor_socket(self) -> Path:

@@ -156,9 +156,27 @@ def pyl(tmp_path_factory):
         _stop_everything(runner)
         after = wait_for_clean(before, base, names)
         leaks = _leaks(before, after, base, names)
+        stale = _stale_lock_files(rundir, lxcpath)
+        if stale:
+            leaks["lock files"] = stale
         assert not leaks, f"test leaked: {leaks}"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _stale_lock_files(rundir: Path, lxcpath: Path) -> list[str]:
+    """Lock files that outlived what they guard: an operation lock of a name with no container
+    folder (in the lxcpath, or in a container's snaps folder), any lock under the run folder
+    of an lxcpath that is gone, a running lock with nothing running (all is stopped by now)."""
+    from lxctools.paths import Layout
+    lxcpaths = [lxcpath, *lxcpath.glob("*/snaps")]
+    known = {Layout(p, rundir).run_path("lock"): p for p in lxcpaths}
+    stale = []
+    for lock_dir in rundir.glob("*/lock"):
+        where = known.get(str(lock_dir))
+        stale += [str(p) for p in lock_dir.iterdir() if where is None or not os.path.lexists(where / p.name)]
+    stale += [str(p) for p in rundir.glob("*/state/*.running")]
+    return sorted(stale)
 
 
 def _container_names(lxcpath: Path) -> set[str]:

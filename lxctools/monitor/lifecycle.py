@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from lxctools.errors import PylError, WrongStateError
-from lxctools.locking import try_flock
+from lxctools.locking import release, try_flock
 from lxctools.log import log
 from lxctools.monitor.records import (
     Client, NullClient, PendingNetRelease, Supervised, deadline_after, signal_number,
@@ -33,7 +33,7 @@ class LifecycleOps:
         for path in state_dir.glob("*.json"):
             name = path.stem
             record = read_json(path)
-            lock_fd = try_flock(self.layout.running_lock_file(name))
+            lock_fd = try_flock(self.layout.running_lock_path(name))
             if lock_fd is None or record is None:
                 if lock_fd is not None:
                     os.close(lock_fd)
@@ -60,7 +60,7 @@ class LifecycleOps:
                     self._teardown(sup)
                 else:
                     path.unlink(missing_ok=True)
-                    os.close(lock_fd)
+                    release(lock_fd, self.layout.running_lock_path(name), remove=True)
 
     def _supervised_from_record(self, name: str, record: dict, lock_fd: int) -> Supervised | None:
         from lxctools.runtime import cgroups
@@ -108,7 +108,8 @@ class LifecycleOps:
             if msg.get("overrides"):
                 cfg.apply_overrides(msg["overrides"])
             values = msg["values"] = cfg.values(concrete_hwaddr=True)
-        lock_fd = try_flock(self.layout.running_lock_file(name))
+        running_lock = self.layout.running_lock_path(name)
+        lock_fd = try_flock(running_lock)
         if lock_fd is None:
             raise WrongStateError("cannot start: another supervisor holds this container")
         app = bool(msg.get("app_container"))
@@ -119,8 +120,10 @@ class LifecycleOps:
         self._broadcast_state(name, State.STARTING)
         try:
             started = start_container(req)
-        except PylError:
-            os.close(lock_fd)
+        except BaseException:
+            # Any failure, not only a PylError: a lock kept here would refuse every later start
+            # of this container ("another supervisor holds it") for the supervisor's lifetime.
+            release(lock_fd, running_lock, remove=True)
             self._broadcast_state(name, State.ABORTING)
             self._broadcast_state(name, State.STOPPING)
             self._broadcast_state(name, State.STOPPED)
@@ -394,7 +397,9 @@ class LifecycleOps:
             os.unlink(self.layout.run_path("devices", f"{sup.name}.json"))
         except FileNotFoundError:
             pass
-        os.close(sup.running_lock)
+        # The running lock's file goes with the run (readers find no file: not running), so a
+        # run dir does not keep one per container ever started.
+        release(sup.running_lock, self.layout.running_lock_path(sup.name), remove=True)
         self._broadcast_state(sup.name, State.STOPPED)
 
     def _release_network(self, name: str, state: Any, wait: float) -> None:

@@ -246,3 +246,20 @@ def test_ephemeral_clone_runs_a_command_and_vanishes(pyl, tmp_path):
     assert not (pyl.lxcpath / f"{P}e").exists()
     assert not (src / "lxc_snapshots").exists()
     pyl.ok("destroy", "-n", f"{P}a")
+
+
+def test_lock_files_go_with_the_containers_and_snapshots_they_guard(pyl):
+    # A name's lock file lives as long as its container: destroy takes it away, and a destroy
+    # -s also takes the run folder its snapshots' lxcpath (NAME/snaps) had.
+    from lxctools.paths import Layout
+    src = _create(pyl, f"{P}a")
+    pyl.ok("snapshot", "-n", f"{P}a")
+    pyl.ok("snapshot", "-n", f"{P}a")
+    snaps_run = Path(Layout(src / "snaps", pyl.rundir).run_path())
+    assert sorted(os.listdir(snaps_run / "lock")) == ["snap0", "snap1"]
+    main_locks = Path(Layout(pyl.lxcpath, pyl.rundir).lock_path(f"{P}a")).parent
+    assert (main_locks / f"{P}a").exists()
+    assert pyl("start", "-n", f"{P}nosuch").returncode != 0  # a typo leaves no file either
+    pyl.ok("destroy", "-n", f"{P}a", "-s")
+    assert os.listdir(main_locks) == []
+    assert not snaps_run.exists()

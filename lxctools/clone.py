@@ -22,7 +22,6 @@ import os
 import time
 
 from lxctools.container import Container, remove_tree
-from lxctools.locking import prune_locks
 from lxctools.dependents import (
     CLONES_FILE, DEPENDS_FILE, format_pairs, live_clones, pair, read_pairs, register_clone,
     source_of, unregister_clone, write_pairs,
@@ -33,6 +32,7 @@ from lxctools.runtime.storage import (  # noqa: F401  (re-exported: clone's publ
 from lxctools.errors import (
     AlreadyExistsError, NotFoundError, PylError, UsageError, WrongStateError,
 )
+from lxctools.locking import prune_locks
 from lxctools.names import random_text, validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
 from lxctools.record import Record

@@ -173,6 +173,8 @@ def _stale_lock_files(rundir: Path, lxcpath: Path) -> list[str]:
     known = {Layout(p, rundir).run_path("lock"): p for p in lxcpaths}
     stale = []
     for lock_dir in rundir.glob("*/lock"):
+        if not lock_dir.is_dir():
+            continue  # pyl-net's own lock (run/net/lock): one file per run dir, not per name
         where = known.get(str(lock_dir))
         stale += [str(p) for p in lock_dir.iterdir() if where is None or not os.path.lexists(where / p.name)]
     stale += [str(p) for p in rundir.glob("*/state/*.running")]

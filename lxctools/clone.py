@@ -331,8 +331,7 @@ def rename_container(src: Container, new_name: str, *, keep_name: bool = False) 
             for tmp, final in prepared:
                 os.rename(_moved(tmp, src_dir, dest_dir), _moved(final, src_dir, dest_dir))
             # The snapshots moved with the folder: their locks are now the new snaps folder's.
-            old_snaps = os.path.join(src_dir, SNAPS_DIR)
-            prune_locks(Layout(old_snaps, src.layout.rundir_str).run_path("lock"), old_snaps)
+            prune_locks(Layout(os.path.join(src_dir, SNAPS_DIR), src.layout.rundir_str))
             cfg = dest.load_config()
             if not keep_name:
                 set_hostname_file(parse_storage(cfg.values().get("lxc.rootfs.path")), new_name)

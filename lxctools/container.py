@@ -15,7 +15,7 @@ from lxctools.config import TEMPLATE_LINE  # the package's __init__ imports noth
 from lxctools.errors import (
     AlreadyExistsError, BusyError, ConfigError, NotFoundError, PylError, UsageError, WrongStateError,
 )
-from lxctools.locking import container_lock, prune_locks, release, try_flock
+from lxctools.locking import container_lock, prune_locks, release_guarding, try_flock
 from lxctools.names import validate_name
 from lxctools.paths import PARTIAL_MARKER, Layout
 from lxctools.runstate import RunState, read_runstate
@@ -124,7 +124,7 @@ class Container:
                 os.close(fd)
         finally:
             if op_fd is not None:
-                release(op_fd, lock_path, remove=not os.path.lexists(folder))
+                release_guarding(op_fd, lock_path, folder)
 
     def create(self, *, template: str | None, config_file: str | None, backend: str = "dir",
                rootfs_dir: str | None = None, template_args: list[str] | None = None,
@@ -285,7 +285,7 @@ class Container:
         os.rename(folder, trash)
         remove_tree(trash, self.layout.lxcpath_str)
         # The snapshots' lock files live under their own lxcpath's run folder (folder/snaps).
-        prune_locks(Layout(snaps, self.layout.rundir_str).run_path("lock"), snaps)
+        prune_locks(Layout(snaps, self.layout.rundir_str))
 
     def _leave_source(self, source: tuple[str, str], me: tuple[str, str]) -> None:
         """An overlay clone going away drops out of its source's lxc_snapshots, under the source's
@@ -801,7 +801,7 @@ def _reap_destroy_leftovers(layout: Layout, *, holding: str) -> None:
             pass  # left for the next destroy; this one goes on
         finally:
             if lock_fd is not None:
-                release(lock_fd, lock_path, remove=not os.path.lexists(layout.container_path(name)))
+                release_guarding(lock_fd, lock_path, layout.container_path(name))
 
 
 def _write_file(path: str, text: str, mode: int) -> None:

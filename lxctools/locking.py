@@ -21,6 +21,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from lxctools.paths import Layout
+
 from lxctools.errors import BusyError
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CLOEXEC
@@ -92,11 +94,18 @@ def release(fd: int, path: str | Path, *, remove: bool = False) -> None:
     os.close(fd)
 
 
-def prune_locks(lock_dir: str, lxcpath: str) -> None:
-    """Remove the lock files in LOCK_DIR (an lxcpath's) of names with no folder in LXCPATH, then
-    LOCK_DIR and its run folder if that left them empty: for an lxcpath that went away (a
+def release_guarding(fd: int, path: str | Path, folder: str) -> None:
+    """Give up a container's lock FD on PATH, removing PATH if FOLDER, the container folder it
+    guards, is gone (destroyed, never made, reaped as half-made)."""
+    release(fd, path, remove=not os.path.lexists(folder))
+
+
+def prune_locks(layout: Layout) -> None:
+    """Remove the lock files of LAYOUT's names that have no folder in its lxcpath, then its lock
+    folder and run folder if that left them empty: for an lxcpath that went away (a
     container's snapshots folder, destroyed or moved by a rename). A lock someone holds stays
     (its holder removes the file when it is done)."""
+    lock_dir = layout.run_path("lock")
     try:
         names = os.listdir(lock_dir)
     except FileNotFoundError:
@@ -105,8 +114,8 @@ def prune_locks(lock_dir: str, lxcpath: str) -> None:
         path = os.path.join(lock_dir, name)
         fd = try_flock(path, create=False)
         if fd is not None:
-            release(fd, path, remove=not os.path.lexists(os.path.join(lxcpath, name)))
-    for folder in (lock_dir, os.path.dirname(lock_dir)):
+            release_guarding(fd, path, layout.container_path(name))
+    for folder in (lock_dir, layout.run_path()):
         try:
             os.rmdir(folder)
         except OSError:  # still in use (a held lock, a supervisor's files): left as it is
@@ -141,5 +150,8 @@ class container_lock:
             time.sleep(0.02)
 
     def __exit__(self, *_: object) -> None:
-        release(self.fd, self.path, remove=self.folder is not None and not os.path.lexists(self.folder))
+        if self.folder is None:
+            release(self.fd, self.path)
+        else:
+            release_guarding(self.fd, self.path, self.folder)
         self.fd = -1

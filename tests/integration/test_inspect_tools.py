@@ -233,7 +233,6 @@ def test_cgroup_goes_through_the_supervisor_and_falls_back_without_one(ct):
         assert _cgroup_in_process(ct, ["-n", C, *argv])[0] == rc
         assert _cgroup_in_process(ct, ["-n", C, *argv], without_supervisor=True)[0] == rc
     # The supervisor checks for itself (a client of another version may not): raw requests.
-    # (A PID no process has: were the check missing, the write would fail, not move anything.)
     assert _raw_cgroup_request(ct, {"key": "cgroup.procs", "value": "999999999"}) == (
         64, "cannot write cgroup.procs: pyl-cgroup does not move processes into a container")
     assert _raw_cgroup_request(ct, {"key": 7})[0] == 64

@@ -307,7 +307,7 @@ class SessionOps:
             raise PylError("attach needs the caller's stdin, stdout and stderr")
         if sup.security_plan is None:
             from lxctools.runtime import security
-            sup.security_plan = security.plan_security(sup.values)
+            sup.security_plan = security.compiled(security.plan_security(sup.values))
         spec = AttachSpec(
             pid=sup.pid, values=sup.values, command=msg.get("command") or None,
             namespaces=tuple(msg.get("namespaces") or ATTACH_NAMESPACES), elevated=elevated,

@@ -120,6 +120,7 @@ def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
     from lxctools.runtime.procsetup import preload_for_children
     if spec.security_plan is None:
         spec.security_plan = security.plan_security(spec.values)
+    spec.security_plan = security.compiled(spec.security_plan)  # the child only installs the filter
     # What the grandchild needs after entering the container's mount namespace, loaded here
     # once (the supervisor keeps it) rather than in every child.
     preload_for_children(seccomp=spec.security_plan.seccomp is not None)

@@ -25,6 +25,7 @@ def preload_for_children(seccomp: bool) -> None:
     again. SECCOMP: load libseccomp too (the container's confinement needs it)."""
     import shlex  # noqa: F401  (these two: what hooks imports once it has a command to run)
     import subprocess  # noqa: F401
+    import lxctools.kernel.fds  # noqa: F401  (close_other_fds, first thing in every child)
     import lxctools.runtime.appinit  # noqa: F401
     import lxctools.runtime.hooks  # noqa: F401
     import lxctools.runtime.security  # noqa: F401

@@ -473,12 +473,43 @@ def has_notify_rules(plan: SeccompPlan) -> bool:
     return any(rule.action.kind is ActionKind.NOTIFY for rule in plan.rules)
 
 
-def apply_seccomp(plan: SeccompPlan) -> None:
-    """Compile PLAN and load it on the calling process (needs CAP_SYS_ADMIN or no_new_privs).
+# Programs compiled in this process (the supervisor), by policy: a policy is read from its file
+# at every start, so a changed file is a new key; a few policies per host, hence the small bound.
+_PROGRAMS: dict[SeccompPlan, bytes] = {}
+_PROGRAMS_KEPT = 16
 
-    A ``notify`` rule gets a listener fd from the kernel; pyl has no notify proxy yet, so the fd
-    is closed and those syscalls fail with ENOSYS.
+
+def compile_program(plan: SeccompPlan) -> bytes:
+    """PLAN as the BPF program to install (kernel.seccomp.load_program): compiled by libseccomp
+    once per policy in the supervisor, before it forks, instead of in every container's init."""
+    program = _PROGRAMS.get(plan)
+    if program is None:
+        ctx = compile_filter(plan)
+        try:
+            program = k.export_program(ctx)
+        except KernelError as exc:
+            raise StartError(f"seccomp: {plan.source}: {exc}") from exc
+        finally:
+            k.seccomp_release(ctx)
+        if len(_PROGRAMS) >= _PROGRAMS_KEPT:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[plan] = program
+    return program
+
+
+def apply_seccomp(plan: SeccompPlan, program: bytes | None = None) -> None:
+    """Load PLAN on the calling process (needs CAP_SYS_ADMIN or no_new_privs): PROGRAM, its
+    compile_program bytes, when the caller has them; else compiled here.
+
+    A ``notify`` rule gets no listener (with PROGRAM) or a listener fd that is closed at once:
+    pyl has no notify proxy yet, so those syscalls fail with ENOSYS either way.
     """
+    if program is not None:
+        try:
+            k.load_program(program)
+        except KernelError as exc:
+            raise StartError(f"seccomp: cannot load {plan.source}: {exc}", hint=exc.hint) from exc
+        return
     ctx = compile_filter(plan)
     try:
         try:

@@ -14,7 +14,7 @@ pyl is secure by default where LXC leaves it to the distro config:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from lxctools.errors import ConfigError, KernelError, PylError, StartError, UsageError
@@ -71,6 +71,8 @@ class SecurityPlan:
     seccomp_profile: str | None         # file the filter came from, DEFAULT_SOURCE, or None
     seccomp_allow_nesting: bool = False
     warnings: tuple[str, ...] = ()      # for the user of pyl-start (the start's reply carries them)
+    # SECCOMP compiled by the supervisor (compiled()), so the confined process only installs it.
+    seccomp_program: bytes | None = field(default=None, repr=False)
 
     def kept_caps(self, last_cap: int) -> frozenset[int]:
         """Capabilities the container keeps on a kernel whose last capability is LAST_CAP.
@@ -171,6 +173,16 @@ def plan_security(values: Mapping[str, str | list[str]]) -> SecurityPlan:
     )
 
 
+def compiled(plan: SecurityPlan) -> SecurityPlan:
+    """PLAN with its seccomp filter compiled: called by the supervisor before it forks a
+    process that confines itself (a container's init, an attached process). A policy libseccomp
+    cannot compile fails here, before anything of the start or attach exists."""
+    if plan.seccomp is None or plan.seccomp_program is not None:
+        return plan
+    from lxctools.runtime.seccomp_policy import compile_program
+    return replace(plan, seccomp_program=compile_program(plan.seccomp))
+
+
 def seccomp_active(proc_root: Path | str = "/proc") -> bool:
     """True if the calling process already runs under a seccomp mode (Seccomp: in status)."""
     try:
@@ -219,35 +231,39 @@ def _confine(kept: frozenset[int] | None, plan: SecurityPlan, last_cap: int, pro
     if plan.seccomp is not None and not load_filter:
         log.info("seccomp", f"already under seccomp and lxc.seccomp.allow_nesting = 0: not loading {plan.seccomp_profile}")
     admin_for_load = load_filter and not plan.no_new_privs and kept is not None and caps.CAP_SYS_ADMIN not in kept
+    bounding = 0
     try:
         if kept is not None:
-            for cap in range(last_cap + 1):
-                if cap not in kept and caps.capbset_read(cap):
-                    caps.capbset_drop(cap)
-            caps.cap_ambient_clear_all()
+            # One read of the set (41 prctls): what is left after the drops is known from it.
+            bounding = caps.bounding_set(last_cap)
             keep_mask = caps.mask_of(kept)
+            for cap in range(last_cap + 1):
+                if bounding >> cap & 1 and cap not in kept:
+                    caps.capbset_drop(cap)
+            bounding &= keep_mask
+            caps.cap_ambient_clear_all()
             interim = keep_mask | (1 << caps.CAP_SYS_ADMIN if admin_for_load else 0)
-            _narrow(interim, keep_mask, last_cap)
+            _narrow(interim, keep_mask, bounding)
         if plan.no_new_privs:
             caps.set_no_new_privs()
     except (KernelError, PylError) as exc:
         raise StartError(f"cannot drop capabilities: {exc}") from exc
     if load_filter:
         assert plan.seccomp is not None
-        apply_seccomp(plan.seccomp)
+        apply_seccomp(plan.seccomp, plan.seccomp_program)
     if admin_for_load:
         assert kept is not None
         try:
-            _narrow(caps.mask_of(kept), caps.mask_of(kept), last_cap)
+            _narrow(caps.mask_of(kept), caps.mask_of(kept), bounding)
         except (KernelError, PylError) as exc:
             raise StartError(f"cannot drop sys_admin after loading the seccomp filter: {exc}",
                              hint="the seccomp policy must allow capset") from exc
 
 
-def _narrow(permitted: int, inheritable: int, last_cap: int) -> None:
-    """Shrink effective/permitted to PERMITTED and set inheritable to INHERITABLE (as allowed)."""
+def _narrow(permitted: int, inheritable: int, bounding: int) -> None:
+    """Shrink effective/permitted to PERMITTED and set inheritable to INHERITABLE (as allowed
+    with BOUNDING, the process's bounding set)."""
     current = caps.capget()
-    bounding = caps.bounding_set(last_cap)
     # The kernel refuses inheritable bits outside (old inheritable | bounding) and, without
     # CAP_SETPCAP, outside (old inheritable | permitted): ask only for what it can grant.
     inheritable &= current.inheritable | bounding

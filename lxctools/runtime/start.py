@@ -175,7 +175,7 @@ def start_container(req: StartRequest) -> Started:
     cg_plan = cgroups.plan_cgroup(values, name=req.name, layout=cg_layout)
     fs_plan = rootfs.plan_rootfs(values, rootfs=raw_rootfs, tty_count=tty_count,
                                  container_name=req.name)
-    sec_plan = security.plan_security(values)
+    sec_plan = security.compiled(security.plan_security(values))  # the init only installs the filter
     net_plans: tuple = ()
     if any(k.startswith("lxc.net.") for k in values):
         from lxctools.runtime import netplan

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from lxctools.kernel import seccomp as kseccomp
-from lxctools.runtime.seccomp_policy import apply_seccomp, parse_policy
-from lxctools.runtime.security import apply_security, drop_for_attach, plan_security
+from lxctools.runtime.seccomp_policy import apply_seccomp, compile_program, parse_policy
+from lxctools.runtime.security import apply_security, compiled, drop_for_attach, plan_security
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 BUSYBOX = "/bin/busybox"
-EPERM, EACCES, EINVAL = 1, 13, 22
+EPERM, EACCES, EINVAL, ENOSYS = 1, 13, 22, 38
 MNT_FORCE = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -84,6 +84,24 @@ def run_in_child(body: Callable[[], object]) -> tuple[int, object]:
     return status, reply["result"] if reply else None
 
 
+@pytest.fixture(params=["libseccomp", "program"])
+def loader(request: pytest.FixtureRequest) -> str:
+    """How a filter reaches the kernel: built and loaded by libseccomp in the confined child
+    (what pyl does when no program comes along), or compiled in the parent, as the supervisor
+    does before it forks, and installed by the child from those bytes (seccomp(2) itself)."""
+    return request.param
+
+
+def prepared(values: dict, loader: str):  # noqa: ANN201 - a SecurityPlan
+    plan = plan_security(values)
+    return compiled(plan) if loader == "program" else plan
+
+
+def seccomp_loader(plan, loader: str) -> Callable[[], None]:  # noqa: ANN001 - a SeccompPlan
+    program = compile_program(plan) if loader == "program" else None
+    return lambda: apply_seccomp(plan, program)
+
+
 def status_fields() -> dict[str, str]:
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -96,9 +114,9 @@ def cap_mask(fields: dict[str, str], key: str) -> int:
     return int(fields[key], 16)
 
 
-def exec_busybox(plan_values: dict, script: str) -> tuple[int, str]:
+def exec_busybox(plan_values: dict, script: str, loader: str = "libseccomp") -> tuple[int, str]:
     """Fork, confine with the plan, exec busybox sh -c SCRIPT; return (exit status, stdout)."""
-    plan = plan_security(plan_values)
+    plan = prepared(plan_values, loader)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -126,9 +144,11 @@ def test_baseline_probes_are_not_eperm() -> None:
     assert all(err not in (0, EPERM) for err in result.values()), result
 
 
-def test_default_plan_denies_host_reaching_calls_with_eperm() -> None:
+def test_default_plan_denies_host_reaching_calls_with_eperm(loader: str) -> None:
+    plan = prepared({}, loader)
+
     def body() -> dict[str, int]:
-        apply_security(plan_security({}))
+        apply_security(plan)
         return {name: raw_syscall(*args) for name, args in PROBES.items()}
 
     status, result = run_in_child(body)
@@ -136,9 +156,11 @@ def test_default_plan_denies_host_reaching_calls_with_eperm() -> None:
     assert result == {name: EPERM for name in PROBES}
 
 
-def test_default_plan_rejects_forced_umount_with_eacces() -> None:
+def test_default_plan_rejects_forced_umount_with_eacces(loader: str) -> None:
+    plan = prepared({}, loader)
+
     def body() -> list[int]:
-        apply_security(plan_security({}))
+        apply_security(plan)
         path = b"/nonexistent-pyl-mountpoint"
         return [raw_syscall(166, ctypes.cast(ctypes.c_char_p(path), ctypes.c_void_p).value, MNT_FORCE),
                 raw_syscall(166, ctypes.cast(ctypes.c_char_p(path), ctypes.c_void_p).value, 0)]
@@ -148,9 +170,11 @@ def test_default_plan_rejects_forced_umount_with_eacces() -> None:
     assert plain != EACCES  # ENOENT: a plain umount2 still reaches the kernel
 
 
-def test_default_plan_bounding_and_effective_sets() -> None:
+def test_default_plan_bounding_and_effective_sets(loader: str) -> None:
+    plan = prepared({}, loader)
+
     def body() -> dict[str, str]:
-        apply_security(plan_security({}))
+        apply_security(plan)
         return status_fields()
 
     _, fields = run_in_child(body)
@@ -164,8 +188,9 @@ def test_default_plan_bounding_and_effective_sets() -> None:
     assert not cap_mask(fields, "CapBnd") & 1 << 21
 
 
-def test_busybox_runs_under_the_default_plan_with_root_semantics() -> None:
-    status, out = exec_busybox({}, "busybox true && grep -E '^(Cap(Bnd|Eff|Prm)|Seccomp):' /proc/self/status")
+def test_busybox_runs_under_the_default_plan_with_root_semantics(loader: str) -> None:
+    status, out = exec_busybox({}, "busybox true && grep -E '^(Cap(Bnd|Eff|Prm)|Seccomp):' /proc/self/status",
+                               loader)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, out
     fields = dict(line.split(":\t") for line in out.strip().splitlines())
     assert fields["Seccomp"] == "2"
@@ -181,16 +206,18 @@ def test_cap_keep_none_leaves_root_without_capabilities() -> None:
     assert all(line.endswith("0000000000000000") for line in out.strip().splitlines()), out
 
 
-def test_no_new_privs_is_set_when_asked() -> None:
+def test_no_new_privs_is_set_when_asked(loader: str) -> None:
     status, out = exec_busybox({"lxc.no_new_privs": "1", "lxc.cap.drop": "sys_admin"},
-                               "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status")
+                               "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status", loader)
     assert os.WEXITSTATUS(status) == 0
     assert "NoNewPrivs:\t1" in out and "Seccomp:\t2" in out
 
 
-def test_sys_admin_dropped_after_loading_the_filter() -> None:
+def test_sys_admin_dropped_after_loading_the_filter(loader: str) -> None:
+    plan = prepared({"lxc.cap.drop": "sys_admin"}, loader)
+
     def body() -> dict[str, str]:
-        apply_security(plan_security({"lxc.cap.drop": "sys_admin"}))
+        apply_security(plan)
         return status_fields()
 
     _, fields = run_in_child(body)
@@ -236,11 +263,11 @@ def test_default_plan_keeps_mknod(tmp_path: Path) -> None:
 
 # --- policies ------------------------------------------------------------------------------------------
 
-def test_argument_filter_denies_only_the_matching_value() -> None:
-    plan = parse_policy("2\ndenylist\npersonality errno 22 [0,0xffffffff,==]\n", "args")
+def test_argument_filter_denies_only_the_matching_value(loader: str) -> None:
+    load = seccomp_loader(parse_policy("2\ndenylist\npersonality errno 22 [0,0xffffffff,==]\n", "args"), loader)
 
     def body() -> list[int]:
-        apply_seccomp(plan)
+        load()
         return [raw_syscall(135, 0xFFFFFFFF), raw_syscall(135, 0)]
 
     _, (query, set_linux) = run_in_child(body)
@@ -248,17 +275,31 @@ def test_argument_filter_denies_only_the_matching_value() -> None:
     assert set_linux == 0
 
 
-def test_v1_allow_list_kills_everything_else() -> None:
+def test_notify_rules_fail_with_enosys_without_a_proxy(loader: str) -> None:
+    # No notify proxy in pyl: libseccomp's load gets a listener fd that is closed at once, the
+    # program's load asks for none; the kernel answers ENOSYS either way.
+    load = seccomp_loader(parse_policy("2\ndenylist\nuname notify\n", "notify"), loader)
+
+    def body() -> list[int]:
+        load()
+        return [raw_syscall(63, 0), raw_syscall(39)]
+
+    _, (uname, getpid) = run_in_child(body)
+    assert uname == ENOSYS
+    assert getpid == 0
+
+
+def test_v1_allow_list_kills_everything_else(loader: str) -> None:
     # Enough for a Python child to report and exit: read write close mmap mprotect munmap brk
     # rt_sigaction rt_sigprocmask rt_sigreturn madvise getpid exit futex getrandom exit_group.
     allowed = [0, 1, 3, 9, 10, 11, 12, 13, 14, 15, 28, 39, 60, 202, 318, 231]
-    plan = parse_policy("1\nallowlist\n" + "\n".join(map(str, allowed)) + "\n", "v1")
+    load = seccomp_loader(parse_policy("1\nallowlist\n" + "\n".join(map(str, allowed)) + "\n", "v1"), loader)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             os.close(read_fd)
-            apply_seccomp(plan)
+            load()
             os.write(write_fd, b"loaded %d\n" % raw_syscall(39))
             raw_syscall(110)  # getppid: not listed -> SIGSYS, the process dies here
             os.write(write_fd, b"survived\n")
@@ -272,9 +313,11 @@ def test_v1_allow_list_kills_everything_else() -> None:
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS
 
 
-def test_x32_and_i386_entry_points_are_filtered_too() -> None:
+def test_x32_and_i386_entry_points_are_filtered_too(loader: str) -> None:
+    plan = prepared({}, loader)
+
     def body() -> list[int]:
-        apply_security(plan_security({}))
+        apply_security(plan)
         x32_init_module = 0x40000000 | 175
         x32_kexec_load = 0x40000000 | 528
         return [raw_syscall(x32_init_module, 0, 0, 0), raw_syscall(x32_kexec_load, 0, 0, 0, 0xFFFF0000)]
@@ -283,10 +326,12 @@ def test_x32_and_i386_entry_points_are_filtered_too() -> None:
     assert errors == [EPERM, EPERM]
 
 
-def test_attach_with_elevated_caps_keeps_them_but_still_filters() -> None:
+def test_attach_with_elevated_caps_keeps_them_but_still_filters(loader: str) -> None:
+    plan = prepared({}, loader)
+
     def body() -> dict[str, object]:
         before = status_fields()
-        drop_for_attach(plan_security({}), {"CAP"})
+        drop_for_attach(plan, {"CAP"})
         after = status_fields()
         return {"same": before["CapBnd"] == after["CapBnd"], "seccomp": after["Seccomp"],
                 "init_module": raw_syscall(*PROBES["init_module"])}

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lxctools.errors import ConfigError
+from lxctools.errors import ConfigError, KernelError
 from lxctools.kernel import seccomp as kseccomp
 from lxctools.runtime.seccomp_policy import (
     ALLOW, DEFAULT_POLICY, KILL, ActionKind, ArgFilter, CmpOp, SeccompAction, SeccompPlan,
-    SeccompRule, default_plan, errno_action, export_pfc, load_policy, parse_policy,
+    SeccompRule, compile_program, default_plan, errno_action, export_pfc, load_policy, parse_policy,
 )
 
 # LXC 5's /usr/share/lxc/config/common.seccomp, verbatim (note the trailing comment).
@@ -366,3 +366,39 @@ def test_v1_numbers_filter_native_only() -> None:
     blocks = _sections(export_pfc(parse_policy("1\nallowlist\n39\n")))
     assert "$syscall == 39" in blocks["x86_64"] and "ALLOW" in blocks["x86_64"]
     assert "$syscall" not in blocks["x86"]
+
+
+# --- programs compiled by the supervisor ---------------------------------------------------------
+
+@needs_libseccomp
+def test_a_policy_is_compiled_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lxctools.runtime import seccomp_policy
+    monkeypatch.setattr(seccomp_policy, "_PROGRAMS", {})
+    compiled = []
+    real = seccomp_policy.compile_filter
+    monkeypatch.setattr(seccomp_policy, "compile_filter", lambda plan: compiled.append(plan) or real(plan))
+    first = compile_program(parse_policy(v2("getpid errno 5"), "a.seccomp"))
+    again = compile_program(parse_policy(v2("", "getpid errno 5"), "a.seccomp"))  # read anew, same rules
+    other = compile_program(parse_policy(v2("getpid errno 6"), "a.seccomp"))  # the file changed
+    assert first == again != other
+    assert len(compiled) == 2
+    count, rest = divmod(len(first), 8)
+    assert rest == 0 and 0 < count <= 4096
+
+
+def test_the_program_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lxctools.runtime import seccomp_policy
+    monkeypatch.setattr(seccomp_policy, "_PROGRAMS", {})
+    monkeypatch.setattr(seccomp_policy, "compile_filter", lambda plan: 1)
+    monkeypatch.setattr(kseccomp, "export_program", lambda ctx: b"\0" * 8)
+    monkeypatch.setattr(kseccomp, "seccomp_release", lambda ctx: None)
+    for number in range(1, 41):
+        compile_program(parse_policy(v2(f"getpid errno {number}")))
+    assert len(seccomp_policy._PROGRAMS) == seccomp_policy._PROGRAMS_KEPT
+
+
+@pytest.mark.parametrize("program", [b"", b"\x06\x00\x00\x00", b"\0" * 8 * 4097])
+def test_load_program_refuses_what_is_not_a_bpf_program(program: bytes) -> None:
+    # Refused before any syscall: this process stays unconfined.
+    with pytest.raises(KernelError, match="not a BPF program"):
+        kseccomp.load_program(program)

@@ -201,7 +201,8 @@ class Recorder:
         m.setattr(caps, "capget", lambda pid=0: self.sets)
         m.setattr(caps, "capset", self._capset)
         m.setattr(caps, "set_no_new_privs", lambda: self.calls.append(("nnp",)))
-        m.setattr(security, "apply_seccomp", lambda plan: self.calls.append(("seccomp", plan.source)))
+        m.setattr(security, "apply_seccomp",
+                  lambda plan, program=None: self.calls.append(("seccomp", plan.source, program)))
         m.setattr(security, "seccomp_active", lambda proc_root="/proc": False)
 
     def _drop(self, cap: int) -> None:
@@ -257,6 +258,33 @@ def test_inheritable_never_exceeds_what_the_kernel_allows(monkeypatch: pytest.Mo
 
 def n_mask(*names: str) -> int:
     return caps.mask_of(n(*names))
+
+
+def test_the_bounding_set_is_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 41 prctls per read in the container's init: the set after the drops follows from the one
+    # read, and capset is asked for nothing outside it.
+    rec = Recorder(monkeypatch, bounding=((1 << 41) - 1) & ~n_mask("sys_resource"))
+    reads = []
+    monkeypatch.setattr(caps, "bounding_set", lambda last: reads.append(last) or rec.bounding)
+    plan = plan_security({"lxc.cap.drop": "sys_admin mknod"})
+    security.apply_security(plan)
+    assert reads == [40]
+    assert {call[1] for call in rec.calls if call[0] == "bset_drop"} == n("sys_admin", "mknod")
+    keep = caps.mask_of(plan.kept_caps(40)) & ~n_mask("sys_resource")
+    assert [call[3] for call in rec.calls if call[0] == "capset"] == [keep, keep]
+
+
+def test_a_compiled_plan_hands_its_program_to_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = Recorder(monkeypatch)
+    program = b"\x06\x00\x00\x00\x00\x00\xff\x7f"  # ret ALLOW
+    monkeypatch.setattr("lxctools.runtime.seccomp_policy.compile_program", lambda plan: program)
+    plan = security.compiled(plan_security({}))
+    assert plan.seccomp_program == program
+    assert security.compiled(plan) is plan
+    security.apply_security(plan)
+    assert [call for call in rec.calls if call[0] == "seccomp"] == [("seccomp", plan.seccomp_profile, program)]
+    none = plan_security({"lxc.seccomp.profile": "none"})
+    assert security.compiled(none) is none
 
 
 def test_already_confined_skips_seccomp_unless_nesting(monkeypatch: pytest.MonkeyPatch) -> None:

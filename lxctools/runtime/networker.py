@@ -136,8 +136,9 @@ def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
         # (daemon.main) would not have inherited: ps, and the bench's memory row, count both.
         ns.set_process_name("pyl-monitord")
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
+        from lxctools.runtime import net
+        net.keep_host_socket()  # this process lives for many requests
         if preload:
-            from lxctools.runtime import net
             try:
                 net.load_pyroute2()
             except PylError:

@@ -216,6 +216,29 @@ def test_missing_bridge_is_a_config_error_and_leaves_nothing(no_link_leaks, netn
         net.setup_host(plans, c.pid)
 
 
+def test_a_link_that_is_no_bridge_is_a_config_error(no_link_leaks, netns) -> None:
+    from lxctools.errors import ConfigError
+    device = f"pyltd{uid()}"
+    _dummy(device)  # a veth end: sysfs shows no bridge folder, netlink names its kind
+    try:
+        plans = plan_networks(veth_values(device), container_name="c")
+        with pytest.raises(ConfigError, match=rf"lxc.net.0.link: '{device}' is not a bridge \(it is veth\)"):
+            net.setup_host(plans, netns().pid)
+    finally:
+        from lxctools.runtime.bridge import _delete_link
+        _delete_link(device)
+
+
+def test_bridge_index_and_mtu_from_sysfs_are_netlinks(no_link_leaks, bridge) -> None:
+    br = bridge(9)
+    with net._iproute() as ipr:
+        link = ipr.link("get", ifname=br.name)[0]
+    assert net._lookup(br.name) == link["index"]
+    assert net._bridge_mtu(br.name, link["index"]) == link.get("IFLA_MTU")
+    assert net._bridge_mtu(br.name, link["index"] + 1000) is None  # another namespace's sysfs
+    assert net._lookup(f"{br.name}-none") is None
+
+
 def test_existing_pair_name_is_a_config_error(no_link_leaks, netns) -> None:
     from lxctools.errors import ConfigError
     a, b = netns(), netns()
@@ -242,12 +265,12 @@ def _kind_supported(kind: str, **extra: object) -> bool:
         try:
             ipr.link("add", ifname=name, kind="veth", peer=f"{name}p")
             try:
-                ipr.link("add", ifname=f"{name}x", kind=kind, link=net._lookup(ipr, name), **extra)
+                ipr.link("add", ifname=f"{name}x", kind=kind, link=net._lookup(name), **extra)
             except Exception:
                 return False
             return True
         finally:
-            ipr.link("del", index=net._lookup(ipr, name))
+            ipr.link("del", index=net._lookup(name))
 
 
 def test_macvlan_between_two_namespaces(no_link_leaks, netns) -> None:
@@ -257,7 +280,7 @@ def test_macvlan_between_two_namespaces(no_link_leaks, netns) -> None:
         with net._iproute() as ipr:
             # macvlan ports follow the parent's carrier: a veth parent needs its peer up too.
             for end in (parent, f"{parent}p"):
-                ipr.link("set", index=net._lookup(ipr, end), state="up")
+                ipr.link("set", index=net._lookup(end), state="up")
         a, b = netns(), netns()
         mk = lambda addr: {"lxc.net.0.type": "macvlan", "lxc.net.0.link": parent, "lxc.net.0.flags": "up",  # noqa: E731
                            "lxc.net.0.macvlan.mode": "bridge", "lxc.net.0.ipv4.address": addr}
@@ -281,7 +304,7 @@ def test_vlan_on_dummy_parent(no_link_leaks, netns) -> None:
     parent = f"pyltd{uid()}"
     _dummy(parent)
     with net._iproute() as ipr:  # a vlan comes up only on a parent that is up
-        ipr.link("set", index=net._lookup(ipr, parent), state="up")
+        ipr.link("set", index=net._lookup(parent), state="up")
     try:
         c = netns()
         plans = plan_networks({"lxc.net.0.type": "vlan", "lxc.net.0.link": parent, "lxc.net.0.vlan.id": "42",

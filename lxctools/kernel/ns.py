@@ -111,16 +111,26 @@ class _CloneArgs(ctypes.Structure):
         "set_tid", "set_tid_size", "cgroup")]
 
 
-def fork_into_cgroup(cgroup_fd: int) -> int:
-    """fork(), the child born in the cgroup2 directory open as CGROUP_FD: clone3 with
-    CLONE_INTO_CGROUP (Linux 5.7+). Returns 0 in the child, its PID in the parent.
+def clone3(flags: int = 0, *, cgroup_fd: int | None = None) -> int:
+    """fork() as clone3: the child born in the new namespaces of FLAGS (CLONE_NEW*) and, with
+    CGROUP_FD, in that cgroup2 directory (CLONE_INTO_CGROUP, Linux 5.7+). Returns 0 in the
+    child, its PID in the parent (SIGCHLD when it exits).
 
-    Why: writing a PID to a cgroup2 ``cgroup.procs`` takes cgroup_threadgroup_rwsem for writing,
-    and that waits for an RCU grace period (5-10 ms on a small VM); a child born in the cgroup
-    takes it only for reading. Only for a single-threaded caller on its way to exec: unlike
-    os.fork(), neither CPython's after-fork work (os.register_at_fork hooks, thread states) nor
-    glibc's runs in the child, which matters only when other threads exist or those hooks are
-    relied on. Raises KernelError when the kernel refuses (ENOSYS before 5.7, E2BIG, EBUSY for
-    a cgroup with controllers and children...): callers fall back to os.fork()."""
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
+    Why a cgroup fd: writing a PID to a cgroup2 ``cgroup.procs`` takes cgroup_threadgroup_rwsem
+    for writing, and that waits for an RCU grace period (5-10 ms on a small VM); a child born in
+    the cgroup takes it only for reading. Why namespace flags: a child born in a new PID
+    namespace is its PID 1 without a first child in between (unshare(CLONE_NEWPID) only moves
+    the caller's later children). Only for a single-threaded caller: unlike os.fork(), neither
+    CPython's after-fork work (os.register_at_fork hooks, thread states) nor glibc's runs in the
+    child, which matters only when other threads exist or those hooks are relied on. Raises
+    KernelError when the kernel refuses (E2BIG, EBUSY for a cgroup with controllers and
+    children...)."""
+    if cgroup_fd is not None:
+        flags |= CLONE_INTO_CGROUP
+    args = _CloneArgs(flags=flags, exit_signal=SIGCHLD, cgroup=cgroup_fd or 0)
     return syscall(SYS_clone3, ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)), what="clone3")
+
+
+def fork_into_cgroup(cgroup_fd: int) -> int:
+    """clone3 into the cgroup2 directory open as CGROUP_FD, no new namespaces (see clone3)."""
+    return clone3(cgroup_fd=cgroup_fd)

@@ -11,10 +11,12 @@ def restore_defaults() -> None:
     job). A container's processes must not inherit a cron job's or a shell's choices.
     A handler (a Python function) needs no reset for exec, but would run the supervisor's
     code here before it, so it goes too."""
-    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
     for sig in _signal.valid_signals():
         if _signal.getsignal(sig) != _signal.SIG_DFL:
             try:
                 _signal.signal(sig, _signal.SIG_DFL)
             except (OSError, ValueError):  # SIGKILL, SIGSTOP and the like: never anything else
                 pass
+    # Unblocked last: a signal held back since the fork (start blocks them all around its
+    # clone) meets the default action, never a handler of the supervisor's.
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())

@@ -51,7 +51,7 @@ def parse_prlimit(name: str, value: str) -> tuple[int, int, int]:
 
 
 def leave_supervisor() -> None:
-    """First thing in a process forked from the supervisor (a start's first child, an attached
+    """First thing in a process forked from the supervisor (a start's PID 1, an attached
     process, the netlink worker): its wakeup fd goes (the fd is about to be closed) and its
     handlers too (they would run the supervisor's code here), and every signal the supervisor
     ignores or blocks returns to its default (kernel.signals.restore_defaults says why).

@@ -2,17 +2,14 @@
 
 Runs inside the supervisor. Plans come first (pure, every config error before any side effect),
 then: the netlink worker makes the network namespace and starts setting it up (host links, then
-the interfaces from inside it) -> cgroup -> fork -> child joins the v1 cgroups and that network
-namespace, unshares the others, forks PID 1 into its cgroup2 directory (clone3), reports its PID
-and exits -> "go": PID 1 unshares its cgroup namespace and mounts its rootfs while the worker
-finishes -> "net": PID 1 applies sysctls, runs the mount hooks,
-pivot_roots, says "ready" -> start-host hooks -> "exec": it confines itself and execs init. The
-supervisor is a child subreaper, so PID 1 is reparented to it when the intermediate child exits,
-and it reaps it.
+the interfaces from inside it) -> cgroup -> clone3: PID 1 is born in its new namespaces and its
+cgroup2 directory, straight from the supervisor; it joins the v1 cgroups and the worker's network
+namespace (and lxc.namespace.share.* ones) -> "go": PID 1 unshares its cgroup namespace and mounts
+its rootfs while the worker finishes -> "net": PID 1 applies sysctls, runs the mount hooks,
+pivot_roots, says "ready" -> start-host hooks -> "exec": it confines itself and execs init.
 
-Messages on the sync socket (child -> supervisor): "pid N", "ready", "error TEXT"; supervisor ->
-child: "go", "net", "exec". The socket is close-on-exec: EOF without an error means init was
-exec'd.
+Messages on the sync socket (PID 1 -> supervisor): "ready", "error TEXT"; supervisor -> PID 1:
+"go", "net", "exec". The socket is close-on-exec: EOF without an error means init was exec'd.
 """
 
 from __future__ import annotations
@@ -200,7 +197,7 @@ def start_container(req: StartRequest) -> Started:
     preload_for_children(seccomp=sec_plan.seccomp is not None)
     hook_env_base = {"LXC_ROOTFS_MOUNT": raw_rootfs.removeprefix("dir:"), **req.extra_env}
     created_cgroup = False
-    pid = first = None
+    pid = None
     net_state = None
     net_begun = False      # the worker is setting up a namespace it made (WORKER.end() owed)
     share_fds: dict[str, int] = {}
@@ -210,8 +207,8 @@ def start_container(req: StartRequest) -> Started:
         run_hooks(values, "pre-start", name=req.name, config_file=req.config_file, extra_env=hook_env_base)
         if net_plans and flags & ns.CLONE_NEWNET:
             # The netlink worker makes the container's network namespace and sets it up while
-            # we fork (~8 ms of pyroute2 no longer after the ~5 ms of forking); the first child
-            # joins it, as it would a lxc.namespace.share.net one.
+            # PID 1 is cloned and mounts its rootfs (~8 ms of pyroute2 no longer after those);
+            # PID 1 joins it, as it would a lxc.namespace.share.net one.
             from lxctools.runtime.networker import WORKER
             log.debug("start", f"{req.name}: network namespace from the netlink worker")
             share_fds["net"] = WORKER.begin("setup_new_netns", net_plans, req.lxcpath)
@@ -226,10 +223,11 @@ def start_container(req: StartRequest) -> Started:
         keep_fds = {child_sock.fileno(), console_slave, *(s for _, s in tty_pairs), *share_fds.values()}
         if req.stdio:
             keep_fds.update(req.stdio)
-        first = os.fork()
-        if first == 0:
-            _intermediate(req, child_sock, keep_fds, cg_plan, fork_flags, share_fds, argv, fs_plan, sec_plan,
-                          console_slave, [s for _, s in tty_pairs], hook_env_base)
+        pid, join_v2 = _clone_init(cg_plan, fork_flags & ~ns.CLONE_NEWCGROUP)
+        if pid == 0:
+            _born(req, child_sock, keep_fds, cg_plan, join_v2, share_fds, argv, fs_plan, sec_plan,
+                  console_slave, [s for _, s in tty_pairs], hook_env_base,
+                  new_cgroupns=bool(fork_flags & ns.CLONE_NEWCGROUP))
         child_sock.close()
         for fd in share_fds.values():
             os.close(fd)
@@ -238,19 +236,6 @@ def start_container(req: StartRequest) -> Started:
         for _, slave in tty_pairs:
             os.close(slave)
         reader = parent_sock.makefile("rb")
-        line = _line(reader)
-        if not line.startswith("pid "):
-            os.waitpid(first, 0)
-            first = None
-            raise _child_error(line) if line else StartError("container setup failed before its init started")
-        pid = int(line.split()[1])
-        # The first child exits once init sits in its cgroup2 directory: at once when init was
-        # born there (clone3), after its cgroup.procs write otherwise (see _intermediate).
-        _, status = os.waitpid(first, 0)
-        first = None
-        if status != 0:
-            line = _line(reader)
-            raise _child_error(line) if line else StartError("moving init into its cgroup failed")
         # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
         # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
         parent_sock.sendall(b"go\n")
@@ -305,8 +290,6 @@ def start_container(req: StartRequest) -> Started:
     except BaseException as err:
         if pid is not None:
             _kill_and_reap(pid)
-        if first is not None:
-            _kill_and_reap(first)
         for fd in share_fds.values():
             os.close(fd)
         if net_begun:  # the worker's answer is owed: take it, and undo what it made
@@ -404,33 +387,71 @@ def _kill_and_reap(pid: int) -> None:
 
 
 
-def _intermediate(req, sock, keep_fds, cg_plan, flags, share_fds, argv, fs_plan, sec_plan,
-                  console_slave, tty_slaves, hook_env) -> None:
-    """First child: join the cgroups, unshare, fork PID 1, report its pid, exit. Never returns.
+def _clone_init(cg_plan: Any, flags: int) -> tuple[int, bool]:
+    """clone3 PID 1 straight from the supervisor: born in the new namespaces of FLAGS (the PID
+    namespace with it, which unshare could only give a child of a first child) and in the plan's
+    cgroup2 directory (CLONE_INTO_CGROUP, so no cgroup.procs write pays an RCU grace period).
+    No first child to fork, wait for and reap: ~3 ms of every start's critical path.
+
+    Returns (pid, join_v2) in the supervisor and (0, join_v2) in PID 1; join_v2: the kernel
+    refused CLONE_INTO_CGROUP for that directory (EBUSY, E2BIG), so PID 1 writes itself into it.
+    A raw clone skips CPython's after-fork work, which os.fork() does for the first child it
+    replaces; what matters of it here is signals. Every signal is blocked from before the clone
+    until PID 1 has reset the supervisor's handlers (leave_supervisor): one sent to PID 1
+    meanwhile is delivered with its default action once it unblocks, never to a supervisor
+    handler. One the supervisor caught just before the block has had its Python handler run
+    by the time clone3 is called (CPython runs pending handlers when a Python function is
+    entered, and ns.clone3 is one), so PID 1 inherits no pending handler call either. The
+    supervisor is single-threaded, which a raw clone needs (see ns.clone3)."""
+    from lxctools.errors import KernelError
+    from lxctools.runtime import cgroups
+    cgroup_dir = cgroups.open_v2_dir(cg_plan)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    join_v2 = False
+    try:
+        if cgroup_dir is None:
+            pid = ns.clone3(flags)
+        else:
+            try:
+                pid = ns.clone3(flags, cgroup_fd=cgroup_dir)
+            except KernelError as err:
+                log.debug("start", f"clone3 into {cg_plan.unified.path}: {err.message}; init joins it itself")
+                join_v2 = True
+                pid = ns.clone3(flags)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # nothing was cloned
+        raise
+    finally:
+        if cgroup_dir is not None:
+            os.close(cgroup_dir)
+    if pid:  # PID 1 unblocks once its handlers are the defaults (_born)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pid, join_v2
+
+
+def _born(req, sock, keep_fds, cg_plan, join_v2, share_fds, argv, fs_plan, sec_plan,
+          console_slave, tty_slaves, hook_env, new_cgroupns: bool) -> None:
+    """PID 1, just cloned: leave the supervisor behind, join the v1 cgroups (and the cgroup2
+    directory if it was not born there), then the namespaces made elsewhere (the worker's
+    network namespace, lxc.namespace.share.*); the rest is _container_init. Never returns.
 
     The v1 hierarchies are joined by writing "0" to ``tasks`` (no RCU grace period, see
-    cgroups.enter_v1), so PID 1 is born in them; it is born in its cgroup2 directory too
-    (cgroups.fork_in_v2). The supervisor waits for this process's exit before "go"; PID 1
-    unshares its cgroup namespace itself, after "go", once it sits in every final cgroup."""
+    cgroups.enter_v1). PID 1 unshares its cgroup namespace after "go", in every final cgroup."""
     try:
-        from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
-        leave_supervisor()
-        close_other_fds(keep_fds)
         from lxctools.runtime import cgroups
+        from lxctools.runtime.procsetup import close_other_fds, leave_supervisor
+        leave_supervisor()  # handlers and mask back to the defaults, in that order
+        close_other_fds(keep_fds)
         cgroups.enter_v1(cg_plan)
-        cgroup_dir = cgroups.open_v2_dir(cg_plan)  # before unshare(mnt): the host's cgroup2 mount
-        for kind, fd in share_fds.items():  # lxc.namespace.share.*: join instead of creating
+        if join_v2:
+            cgroups.attach_v2(cg_plan, 0)
+        for kind, fd in share_fds.items():  # lxc.namespace.share.*: joined, not created
             ns.setns(fd, ns.NAMESPACES[kind])
             os.close(fd)
-        ns.unshare(flags & ~ns.CLONE_NEWCGROUP)
-        pid = cgroups.fork_in_v2(cg_plan, cgroup_dir)
-        if pid == 0:
-            _container_init(req, sock, argv, fs_plan, sec_plan, console_slave, tty_slaves,
-                            hook_env, new_cgroupns=bool(flags & ns.CLONE_NEWCGROUP))
-        sock.sendall(f"pid {pid}\n".encode())
-        os._exit(0)
     except BaseException as err:  # report, never return into the supervisor's code
         _report_and_exit(sock, err)
+    _container_init(req, sock, argv, fs_plan, sec_plan, console_slave, tty_slaves, hook_env,
+                    new_cgroupns=new_cgroupns)
 
 
 def _report_and_exit(sock: socket.socket, err: BaseException) -> None:

@@ -366,6 +366,35 @@ def _in_pid_namespace_of(init: int, comm: str) -> list[int]:
     return found
 
 
+def _status(pid: int) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    return fields
+
+
+def test_init_is_cloned_straight_from_the_supervisor_into_its_namespaces_and_cgroups(pyl):
+    # One clone3 from the supervisor: PID 1 of a new PID namespace, its parent the supervisor
+    # (no first child that exited, no reparenting), born in the cgroup2 directory and then in
+    # every v1 hierarchy; lxc.net.0.type = empty: a network namespace of its own with lo only
+    # (with a veth the worker makes it and PID 1 joins it: test_net_containers).
+    make(pyl)
+    pyl.ok("start", "-n", "c1")
+    init = int(pyl.ok("info", "-n", "c1", "-p", "-H").stdout)
+    (supervisor,) = pyl.supervisor_pids()
+    status = _status(init)
+    assert int(status["PPid"]) == supervisor
+    assert status["NSpid"].split()[-1] == "1"
+    for kind in ("pid", "mnt", "uts", "ipc", "net", "cgroup"):
+        assert os.readlink(f"/proc/{init}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}"), kind
+    for line in Path(f"/proc/{init}/cgroup").read_text().splitlines():
+        assert line.endswith("/pyl.payload.c1"), line  # the host's view: every hierarchy
+    links = pyl.ok("attach", "-n", "c1", "--", "ls", "/sys/class/net").stdout.split()
+    assert links == ["lo"], links
+    pyl.ok("stop", "-n", "c1", "-k")
+
+
 def test_an_attached_process_is_in_every_cgroup_of_the_container(pyl):
     # The attached process joins the v1 hierarchies by `tasks` and is born in the cgroup2
     # directory (clone3 CLONE_INTO_CGROUP): from the host it sits where init sits, in every

@@ -330,7 +330,13 @@ class LifecycleOps:
         reboot = sup.reboot or code == -signal.SIGHUP
         if sup.stop_waiters or sup.stop_deadline is not None:
             reboot = sup.reboot
-        self._set_state(sup, State.STOPPING)
+        try:
+            self._set_state(sup, State.STOPPING)
+        except (OSError, PylError) as err:
+            # The state file could not be written (/run full): the teardown, the exit status
+            # of a pyl-execute and the stop waiters' answers must not wait on it. Left to an
+            # exception, the container stayed supervised with a dead init and they hung.
+            log.error("monitor", f"{sup.name}: recording STOPPING: {err}")
         self._teardown(sup)
         if sup.exec_client is not None:
             status = 0 if code is None else (code if code >= 0 else 128 - code)

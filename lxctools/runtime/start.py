@@ -238,7 +238,10 @@ def start_container(req: StartRequest) -> Started:
         reader = parent_sock.makefile("rb")
         # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
         # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
-        parent_sock.sendall(b"go\n")
+        try:
+            parent_sock.sendall(b"go\n")
+        except OSError:
+            pass  # PID 1 failed already (_born): its error line is what the reader gets next
         log.debug("start", f"{req.name}: init is {pid}; host network")
         if net_plans:
             # Host links and their configuration inside the container's namespace, both done by

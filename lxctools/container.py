@@ -874,6 +874,24 @@ def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
     return reply["containers"] if reply is not None else None
 
 
+def cgroup_pids_of(layout: Layout, running: list[tuple[str, RunState]]) -> dict[str, list[int]]:
+    """Container.cgroup_pids for each (name, RunState) of RUNNING, in one round trip to the
+    supervisor (pyl-ps on a host with 50 containers: one request, not 50). A container the
+    supervisor does not know (an orphan), and every one when no supervisor (or one of an older
+    pyl) answers, is asked its own way."""
+    from lxctools.monitor.client import request_if_served
+    found: dict[str, list[int]] = {}
+    if running:
+        try:
+            reply = request_if_served(layout, {"op": "pids", "names": [name for name, _ in running]})
+        except PylError:
+            reply = None
+        if reply is not None and isinstance(reply.get("pids_of"), dict):
+            found = {name: [int(pid) for pid in pids] for name, pids in reply["pids_of"].items()}
+    return {name: found[name] if name in found else Container(name, layout).cgroup_pids(rs)
+            for name, rs in running}
+
+
 def list_container_names(layout: Layout) -> list[str]:
     """Defined containers under the lxcpath, sorted bytewise like lxc-ls. A folder whose name
     no pyl command accepts ('bad name', 'a<newline>b', '-x': made by hand) is no container of

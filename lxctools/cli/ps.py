@@ -59,7 +59,9 @@ def running_containers(ctx, names: list[str] | None = None) -> list[tuple[str, o
 def container_refs(ctx, running: list[tuple[str, object]]) -> list:
     """inspection.ContainerRef for each running container: its cgroup's PIDs, pid namespace, depth."""
     from lxctools import inspection
-    return [inspection.make_ref(name, rs.pid, ctx.container(name).cgroup_pids(rs)) for name, rs in running]
+    from lxctools.container import cgroup_pids_of
+    pids = cgroup_pids_of(ctx.layout, running)
+    return [inspection.make_ref(name, rs.pid, pids[name]) for name, rs in running]
 
 
 def split_names(text: str | None) -> list[str] | None:

@@ -266,10 +266,25 @@ class SessionOps:
             self._reply(client, {"ok": True})
 
     def op_pids(self, client: Client, msg: dict, fds: list[int]) -> None:
-        """pyl-ps: the PIDs in a running container's cgroup and its sub-cgroups (host view)."""
+        """pyl-ps: the PIDs in a running container's cgroup and its sub-cgroups (host view).
+        With "names", those of several in one round trip ({name: pids}; one that is not
+        running, or whose cgroup went meanwhile, is left out), as op_info does."""
         from lxctools.runtime import cgroups
-        sup = self._require(msg.get("name"), "ps")
-        self._reply(client, {"ok": True, "pids": cgroups.procs(self._cgroup_plan(sup))})
+        names = msg.get("names")
+        if names is None:
+            sup = self._require(msg.get("name"), "ps")
+            self._reply(client, {"ok": True, "pids": cgroups.procs(self._cgroup_plan(sup))})
+            return
+        found: dict[str, list[int]] = {}
+        for name in names:
+            sup = self.containers.get(name) if isinstance(name, str) else None
+            if sup is None:
+                continue
+            try:
+                found[name] = cgroups.procs(self._cgroup_plan(sup))
+            except (PylError, OSError):
+                continue
+        self._reply(client, {"ok": True, "pids_of": found})
 
     @staticmethod
     def _cgroup_plan(sup: Supervised):

@@ -168,6 +168,47 @@ def test_cgroup_write_then_read_back(ct):
     assert stopped.returncode == 67 and "is not running" in stopped.stderr
 
 
+def test_ps_asks_once_for_every_running_container(ct, tmp_path):
+    """pyl-ps over several containers: one pids request with every name, not one connection
+    each; a name the supervisor does not run is left out of its answer, and the answer is
+    what each container's own request gives."""
+    from tests.conftest import ROOT
+    config = tmp_path / "nonet2.conf"
+    config.write_text(NO_NET_CONFIG.format(root=ROOT))
+    ct.ok("create", "-n", "c2", "-t", "busybox", "-f", str(config))
+    ct.ok("start", "-n", "c2")
+    try:
+        requests, batched, single = _python(ct, (
+            "import lxctools.monitor.client as client\n"
+            "from lxctools.container import Container, cgroup_pids_of\n"
+            "from lxctools.paths import Layout, default_rundir\n"
+            "from lxctools.runstate import read_runstate\n"
+            "sent = []\n"
+            "real = client.Connection.request\n"
+            "client.Connection.request = lambda self, msg: sent.append(msg['op']) or real(self, msg)\n"
+            f"layout = Layout({str(ct.lxcpath)!r}, default_rundir())\n"
+            f"running = [(n, read_runstate(layout, n)) for n in ({C!r}, 'c2')]\n"
+            "batched = cgroup_pids_of(layout, running)\n"
+            "count = len(sent)\n"
+            "single = {n: Container(n, layout).cgroup_pids(rs) for n, rs in running}\n"
+            "print(repr((count, batched, single)), file=sys.stderr)\n"
+        ))
+        assert requests == 1
+        assert batched == single and all(batched[name] for name in (C, "c2"))
+        assert set(batched[C]).isdisjoint(batched["c2"])
+        raw = _python(ct, (
+            "from lxctools.monitor.client import try_connect\n"
+            "from lxctools.paths import Layout, default_rundir\n"
+            f"conn = try_connect(Layout({str(ct.lxcpath)!r}, default_rundir()))\n"
+            "print(repr(sorted(conn.request({'op': 'pids', 'names': ['c2', 'nope']})['pids_of'])), file=sys.stderr)\n"
+        ))
+        assert raw == ["c2"]
+        table = ct.ok("ps", "--lxc").stdout.splitlines()[1:]
+        assert {line.split()[0] for line in table} == {C, "c2"}
+    finally:
+        ct("stop", "-n", "c2", "-k")
+
+
 def _python(pyl, body: str):
     """Run BODY in a fresh interpreter with this tree's lxctools and the fixture's environment;
     what it prints (a Python literal) to stderr last."""

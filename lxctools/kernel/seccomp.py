@@ -29,8 +29,8 @@ SCMP_ACT_LOG = 0x7FFC0000
 SCMP_ACT_ALLOW = 0x7FFF0000
 
 
-def SCMP_ACT_ERRNO(errno: int) -> int:  # noqa: N802 - libseccomp's macro name
-    return 0x00050000 | (errno & 0x0000FFFF)
+def SCMP_ACT_ERRNO(code: int) -> int:  # noqa: N802 - libseccomp's macro name
+    return 0x00050000 | (code & 0x0000FFFF)
 
 
 def SCMP_ACT_TRACE(msg: int) -> int:  # noqa: N802

@@ -266,17 +266,12 @@ class SessionOps:
             self._reply(client, {"ok": True})
 
     def op_pids(self, client: Client, msg: dict, fds: list[int]) -> None:
-        """pyl-ps: the PIDs in a running container's cgroup and its sub-cgroups (host view).
-        With "names", those of several in one round trip ({name: pids}; one that is not
-        running, or whose cgroup went meanwhile, is left out), as op_info does."""
+        """pyl-ps: the PIDs in the cgroups (and sub-cgroups, host view) of the running
+        containers NAMES, in one round trip, {name: pids}; one that is not running, or whose
+        cgroup went meanwhile, is left out (container.cgroup_pids_of)."""
         from lxctools.runtime import cgroups
-        names = msg.get("names")
-        if names is None:
-            sup = self._require(msg.get("name"), "ps")
-            self._reply(client, {"ok": True, "pids": cgroups.procs(self._cgroup_plan(sup))})
-            return
         found: dict[str, list[int]] = {}
-        for name in names:
+        for name in msg.get("names") or ():
             sup = self.containers.get(name) if isinstance(name, str) else None
             if sup is None:
                 continue
@@ -322,7 +317,7 @@ class SessionOps:
             raise PylError("attach needs the caller's stdin, stdout and stderr")
         if sup.security_plan is None:
             from lxctools.runtime import security
-            sup.security_plan = security.compiled(security.plan_security(sup.values))
+            sup.security_plan = security.plan_security(sup.values)
         spec = AttachSpec(
             pid=sup.pid, values=sup.values, command=msg.get("command") or None,
             namespaces=tuple(msg.get("namespaces") or ATTACH_NAMESPACES), elevated=elevated,

@@ -118,9 +118,8 @@ def spawn_attached(spec: AttachSpec, report: socket.socket) -> int:
     """Fork the attach child; returns its pid. `report` gets 'pid N', an fd (pty) or 'error ...'."""
     from lxctools.runtime import security
     from lxctools.runtime.procsetup import preload_for_children
-    if spec.security_plan is None:
-        spec.security_plan = security.plan_security(spec.values)
-    spec.security_plan = security.compiled(spec.security_plan)  # the child only installs the filter
+    # Compiled here, once per policy (the child only installs the filter): see security.compiled.
+    spec.security_plan = security.compiled(spec.security_plan or security.plan_security(spec.values))
     # What the grandchild needs after entering the container's mount namespace, loaded here
     # once (the supervisor keeps it) rather than in every child.
     preload_for_children(seccomp=spec.security_plan.seccomp is not None)

@@ -76,8 +76,9 @@ def _setup(plans: Any, pid: int, lxcpath: str | None) -> Any:
 
 def _setup_new_netns(sock, plans: Any, lxcpath: str | None) -> Any:
     """setup, in a network namespace made here, before the container's processes exist: the
-    supervisor clones PID 1 meanwhile, which joins this namespace instead of making one. The namespace's fd number goes to the supervisor first; it opens it from /proc and says
-    "ack" (we hold it open until then)."""
+    supervisor clones PID 1 meanwhile, which joins this namespace instead of making one. The
+    namespace's fd number goes to the supervisor first; it opens it from /proc and says "ack"
+    (we hold it open until then)."""
     from lxctools.runtime import net
     netns = net.new_netns()
     try:

@@ -180,7 +180,7 @@ def test_ps_asks_once_for_every_running_container(ct, tmp_path):
     try:
         requests, batched, single = _python(ct, (
             "import lxctools.monitor.client as client\n"
-            "from lxctools.container import Container, cgroup_pids_of\n"
+            "from lxctools.container import cgroup_pids_of\n"
             "from lxctools.paths import Layout, default_rundir\n"
             "from lxctools.runstate import read_runstate\n"
             "sent = []\n"
@@ -190,7 +190,7 @@ def test_ps_asks_once_for_every_running_container(ct, tmp_path):
             f"running = [(n, read_runstate(layout, n)) for n in ({C!r}, 'c2')]\n"
             "batched = cgroup_pids_of(layout, running)\n"
             "count = len(sent)\n"
-            "single = {n: Container(n, layout).cgroup_pids(rs) for n, rs in running}\n"
+            "single = {n: cgroup_pids_of(layout, [(n, rs)])[n] for n, rs in running}\n"
             "print(repr((count, batched, single)), file=sys.stderr)\n"
         ))
         assert requests == 1

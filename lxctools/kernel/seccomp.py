@@ -138,8 +138,6 @@ def _library() -> ctypes.CDLL:
     for name in ("seccomp_rule_add_array", "seccomp_rule_add_exact_array"):
         getattr(lib, name).argtypes = [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                        ctypes.POINTER(scmp_arg_cmp)]
-    lib.seccomp_load.argtypes = [ctx]
-    lib.seccomp_notify_fd.argtypes = [ctx]
     lib.seccomp_export_pfc.argtypes = [ctx, ctypes.c_int]
     lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
     _lib = lib
@@ -241,18 +239,6 @@ def seccomp_rule_add_exact_array(ctx: int, action: int, syscall: int, args: Sequ
     _check(rc, f"seccomp_rule_add_exact({syscall})")
 
 
-def seccomp_load(ctx: int) -> None:
-    """Install the filter on the calling thread; needs CAP_SYS_ADMIN or no_new_privs."""
-    rc = _library().seccomp_load(ctx)
-    if rc < 0:
-        hint = "loading a filter without no_new_privs needs CAP_SYS_ADMIN" if -rc in (1, 13) else None
-        raise KernelError(f"seccomp_load: {os.strerror(-rc)}", -rc, hint=hint)
-
-
-def seccomp_notify_fd(ctx: int) -> int:
-    return _check(_library().seccomp_notify_fd(ctx), "seccomp_notify_fd")
-
-
 def seccomp_export_pfc(ctx: int, fd: int) -> None:
     """Write the filter as human-readable pseudo code to FD (tests read it back)."""
     _check(_library().seccomp_export_pfc(ctx, fd), "seccomp_export_pfc")
@@ -263,10 +249,11 @@ def seccomp_export_bpf(ctx: int, fd: int) -> None:
 
 
 # ----------------------------------------------------------------- precompiled programs --
-# libseccomp builds the BPF program anew in every seccomp_load: ~1 ms of rule additions and
-# code generation in the container's init, a fork of the supervisor that pays copy-on-write
-# faults for every page libseccomp touches. The supervisor exports the program once
-# (seccomp_export_bpf) and the init installs those bytes with the call seccomp_load ends in.
+# libseccomp's seccomp_load builds the BPF program anew: ~1 ms of rule additions and code
+# generation in the container's init, a fork of the supervisor that pays copy-on-write faults
+# for every page libseccomp touches. pyl has libseccomp compile (rules, arches, code) and
+# export the program, once per policy in the supervisor, and installs those bytes itself with
+# the call seccomp_load ends in; seccomp_load is not used.
 
 SECCOMP_SET_MODE_FILTER = 1
 _BPF_INSTRUCTION = 8  # struct sock_filter: u16 code, u8 jt, u8 jf, u32 k
@@ -277,15 +264,23 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def export_program(ctx: int) -> bytes:
-    """The classic BPF program seccomp_load would install for CTX."""
-    fd = os.memfd_create("pyl-seccomp", os.MFD_CLOEXEC)
+def _exported(ctx: int, export) -> bytes:  # noqa: ANN001 - seccomp_export_bpf or _pfc
+    fd = os.memfd_create("pyl-seccomp", os.MFD_CLOEXEC)  # no size limit, unlike a pipe's
     try:
-        seccomp_export_bpf(ctx, fd)
-        size = os.lseek(fd, 0, os.SEEK_END)
-        return os.pread(fd, size, 0)
+        export(ctx, fd)
+        return os.pread(fd, os.lseek(fd, 0, os.SEEK_END), 0)
     finally:
         os.close(fd)
+
+
+def export_program(ctx: int) -> bytes:
+    """The classic BPF program seccomp_load would install for CTX."""
+    return _exported(ctx, seccomp_export_bpf)
+
+
+def export_pseudo_code(ctx: int) -> str:
+    """CTX's filter as libseccomp's human-readable pseudo code."""
+    return _exported(ctx, seccomp_export_pfc).decode()
 
 
 def load_program(program: bytes) -> None:

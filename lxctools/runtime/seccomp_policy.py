@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from lxctools.errors import ConfigError, KernelError, StartError
 from lxctools.kernel import seccomp as k
@@ -453,20 +453,20 @@ def compile_filter(plan: SeccompPlan) -> int:
             k.seccomp_release(ctx)
 
 
-def export_pfc(plan: SeccompPlan) -> str:
-    """The compiled filter as libseccomp pseudo code (for --debug output and tests)."""
+def _compiled(plan: SeccompPlan, export: Callable[[int], Any]) -> Any:
+    """PLAN compiled by libseccomp and handed out by EXPORT (a kernel.seccomp export_*)."""
     ctx = compile_filter(plan)
     try:
-        read_fd, write_fd = os.pipe()
-        try:
-            # The export is small; a pipe is large enough (64 KiB) for any LXC-style policy.
-            k.seccomp_export_pfc(ctx, write_fd)
-        finally:
-            os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            return pipe.read().decode()
+        return export(ctx)
+    except KernelError as exc:
+        raise StartError(f"seccomp: {plan.source}: {exc}") from exc
     finally:
         k.seccomp_release(ctx)
+
+
+def export_pfc(plan: SeccompPlan) -> str:
+    """The compiled filter as libseccomp pseudo code (for --debug output and tests)."""
+    return _compiled(plan, k.export_pseudo_code)
 
 
 def has_notify_rules(plan: SeccompPlan) -> bool:
@@ -484,13 +484,7 @@ def compile_program(plan: SeccompPlan) -> bytes:
     once per policy in the supervisor, before it forks, instead of in every container's init."""
     program = _PROGRAMS.get(plan)
     if program is None:
-        ctx = compile_filter(plan)
-        try:
-            program = k.export_program(ctx)
-        except KernelError as exc:
-            raise StartError(f"seccomp: {plan.source}: {exc}") from exc
-        finally:
-            k.seccomp_release(ctx)
+        program = _compiled(plan, k.export_program)
         if len(_PROGRAMS) >= _PROGRAMS_KEPT:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         _PROGRAMS[plan] = program
@@ -499,27 +493,15 @@ def compile_program(plan: SeccompPlan) -> bytes:
 
 def apply_seccomp(plan: SeccompPlan, program: bytes | None = None) -> None:
     """Load PLAN on the calling process (needs CAP_SYS_ADMIN or no_new_privs): PROGRAM, its
-    compile_program bytes, when the caller has them; else compiled here.
+    compile_program bytes, when the caller has them (the supervisor compiles before it forks);
+    else compiled here. One way to the kernel either way: kernel.seccomp.load_program.
 
-    A ``notify`` rule gets no listener (with PROGRAM) or a listener fd that is closed at once:
-    pyl has no notify proxy yet, so those syscalls fail with ENOSYS either way.
+    A ``notify`` rule gets no listener: pyl has no notify proxy yet, so those syscalls fail
+    with ENOSYS (the user was warned at start, SecurityPlan.warnings).
     """
-    if program is not None:
-        try:
-            k.load_program(program)
-        except KernelError as exc:
-            raise StartError(f"seccomp: cannot load {plan.source}: {exc}", hint=exc.hint) from exc
-        return
-    ctx = compile_filter(plan)
+    if program is None:
+        program = compile_program(plan)
     try:
-        try:
-            k.seccomp_load(ctx)
-        except KernelError as exc:
-            raise StartError(f"seccomp: cannot load {plan.source}: {exc}", hint=exc.hint) from exc
-        if has_notify_rules(plan):  # the user was warned at start (SecurityPlan.warnings)
-            try:
-                os.close(k.seccomp_notify_fd(ctx))
-            except (KernelError, OSError):
-                pass
-    finally:
-        k.seccomp_release(ctx)
+        k.load_program(program)
+    except KernelError as exc:
+        raise StartError(f"seccomp: cannot load {plan.source}: {exc}", hint=exc.hint) from exc

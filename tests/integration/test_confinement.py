@@ -84,21 +84,21 @@ def run_in_child(body: Callable[[], object]) -> tuple[int, object]:
     return status, reply["result"] if reply else None
 
 
-@pytest.fixture(params=["libseccomp", "program"])
+@pytest.fixture(params=["child", "parent"])
 def loader(request: pytest.FixtureRequest) -> str:
-    """How a filter reaches the kernel: built and loaded by libseccomp in the confined child
-    (what pyl does when no program comes along), or compiled in the parent, as the supervisor
-    does before it forks, and installed by the child from those bytes (seccomp(2) itself)."""
+    """Where a filter is compiled: in the confined child (what pyl does when no program comes
+    along), or in the parent, as the supervisor does before it forks; the child installs it
+    with seccomp(2) either way."""
     return request.param
 
 
 def prepared(values: dict, loader: str):  # noqa: ANN201 - a SecurityPlan
     plan = plan_security(values)
-    return compiled(plan) if loader == "program" else plan
+    return compiled(plan) if loader == "parent" else plan
 
 
 def seccomp_loader(plan, loader: str) -> Callable[[], None]:  # noqa: ANN001 - a SeccompPlan
-    program = compile_program(plan) if loader == "program" else None
+    program = compile_program(plan) if loader == "parent" else None
     return lambda: apply_seccomp(plan, program)
 
 
@@ -114,7 +114,7 @@ def cap_mask(fields: dict[str, str], key: str) -> int:
     return int(fields[key], 16)
 
 
-def exec_busybox(plan_values: dict, script: str, loader: str = "libseccomp") -> tuple[int, str]:
+def exec_busybox(plan_values: dict, script: str, loader: str = "child") -> tuple[int, str]:
     """Fork, confine with the plan, exec busybox sh -c SCRIPT; return (exit status, stdout)."""
     plan = prepared(plan_values, loader)
     read_fd, write_fd = os.pipe()
@@ -276,8 +276,8 @@ def test_argument_filter_denies_only_the_matching_value(loader: str) -> None:
 
 
 def test_notify_rules_fail_with_enosys_without_a_proxy(loader: str) -> None:
-    # No notify proxy in pyl: libseccomp's load gets a listener fd that is closed at once, the
-    # program's load asks for none; the kernel answers ENOSYS either way.
+    # No notify proxy in pyl: the filter is loaded without a listener, so the kernel answers
+    # ENOSYS.
     load = seccomp_loader(parse_policy("2\ndenylist\nuname notify\n", "notify"), loader)
 
     def body() -> list[int]:

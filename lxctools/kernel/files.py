@@ -1,8 +1,15 @@
-"""Replacing a file whole: the one write-temp-then-rename of pyl (configs, state files, caches)."""
+"""Whole files: the one write-temp-then-rename of pyl (configs, state files, caches), and the
+plain read of a small kernel file (cgroupfs, sysfs)."""
 
 from __future__ import annotations
 
 import os
+
+
+def read_file(path: str) -> str:
+    """The whole of a small file (a cgroup or sysfs attribute); OSError as open raises it."""
+    with open(path) as f:
+        return f.read()
 
 
 def replace_file(path: str, data: bytes, mode: int, *, durable: bool) -> None:

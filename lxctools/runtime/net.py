@@ -310,21 +310,14 @@ def _bridge_mtu(name: str, index: int, sys_class_net: str = "/sys/class/net") ->
     """The MTU of bridge NAME from sysfs (three small reads instead of a parsed RTM_GETLINK,
     ~1 ms of a start), or None if sysfs does not show NAME as a bridge with INDEX: a sysfs
     mounted for another network namespace falls back to netlink that way."""
+    from lxctools.kernel.files import read_file
     folder = os.path.join(sys_class_net, name)
     try:
-        if int(_read_small(os.path.join(folder, "ifindex"))) != index or not os.path.isdir(os.path.join(folder, "bridge")):
+        if int(read_file(os.path.join(folder, "ifindex"))) != index or not os.path.isdir(os.path.join(folder, "bridge")):
             return None
-        return int(_read_small(os.path.join(folder, "mtu")))
+        return int(read_file(os.path.join(folder, "mtu")))
     except (OSError, ValueError):
         return None
-
-
-def _read_small(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.read(fd, 64)
-    finally:
-        os.close(fd)
 
 
 def _claim_static(plan: NetPlan, bridge_addr: IPv4Interface, lxcpath: Path, state: HostNetState) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from lxctools.config import lines as config_lines
-from lxctools.errors import ConfigError, PylError, StartError
+from lxctools.errors import ConfigError, KernelError, PylError, StartError
 from lxctools.kernel import ns
 from lxctools.log import log
 
@@ -406,7 +406,6 @@ def _clone_init(cg_plan: Any, flags: int) -> tuple[int, bool]:
     by the time clone3 is called (CPython runs pending handlers when a Python function is
     entered, and ns.clone3 is one), so PID 1 inherits no pending handler call either. The
     supervisor is single-threaded, which a raw clone needs (see ns.clone3)."""
-    from lxctools.errors import KernelError
     from lxctools.runtime import cgroups
     cgroup_dir = cgroups.open_v2_dir(cg_plan)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())

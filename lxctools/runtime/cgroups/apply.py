@@ -13,13 +13,9 @@ import signal as _signal
 import time
 
 from lxctools.errors import BusyError, KernelError, NotFoundError, PylError, StartError, TimeoutError_, UsageError
+from lxctools.kernel.files import read_file
 from lxctools.runtime.cgroups.layout import V1, V2, CgroupLayout
 from lxctools.runtime.cgroups.plan import MONITOR_NAME, CgroupDir, CgroupPlan
-
-
-def read_file(path: str) -> str:
-    with open(path) as f:
-        return f.read()
 
 
 def write_file(path: str, value: str) -> None:

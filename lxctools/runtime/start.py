@@ -238,10 +238,7 @@ def start_container(req: StartRequest) -> Started:
         reader = parent_sock.makefile("rb")
         # "go": init mounts its rootfs while the network is set up here; "net": its interfaces
         # are configured, it may finish (sysctls, hooks, pivot_root) and say "ready".
-        try:
-            parent_sock.sendall(b"go\n")
-        except OSError:
-            pass  # PID 1 failed already (_born): its error line is what the reader gets next
+        _tell_init(parent_sock, b"go\n")
         log.debug("start", f"{req.name}: init is {pid}; host network")
         if net_plans:
             # Host links and their configuration inside the container's namespace, both done by
@@ -261,10 +258,7 @@ def start_container(req: StartRequest) -> Started:
                 if early is not None:
                     raise early from None
                 raise
-        try:
-            parent_sock.sendall(b"net\n")
-        except OSError:
-            pass  # init failed meanwhile: its error line is what the reader gets next
+        _tell_init(parent_sock, b"net\n")
         log.debug("start", f"{req.name}: waiting for the container's own setup")
         # PID 1 mounts its rootfs (pre-mount/mount/autodev hooks), then says "ready"; start-host
         # hooks run now, between the container's setup and its init, as in LXC.
@@ -388,6 +382,16 @@ def _kill_and_reap(pid: int) -> None:
     except ChildProcessError:
         pass
 
+
+
+def _tell_init(sock: socket.socket, message: bytes) -> None:
+    """Send PID 1 the next step. It may have failed already (in _born, or a mount) and closed
+    its end: its error line is then what the reader gets next, and EPIPE here would only hide
+    it ("start failed: Broken pipe")."""
+    try:
+        sock.sendall(message)
+    except OSError:
+        pass
 
 
 def _clone_init(cg_plan: Any, flags: int) -> tuple[int, bool]:

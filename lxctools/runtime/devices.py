@@ -263,7 +263,7 @@ def deny_in_cgroup(plan, node: DeviceNode, *, values: Mapping[str, object] | Non
 
 def _netlink_error(err: Exception, what: str) -> PylError:
     import errno as _errno
-    code = getattr(err, "code", None) or getattr(err, "errno", None) or 0
+    code = getattr(err, "errno", None) or 0
     text = os.strerror(code) if code else str(err)
     if code == _errno.EEXIST:
         return AlreadyExistsError(f"{what}: an interface with that name already exists there")
@@ -290,34 +290,26 @@ def move_interface_in(pid: int, host_name: str, inside_name: str) -> None:
     # the old name collides), so a taken name would leave the interface inside under its host name.
     if inside_name in interfaces_in_netns(pid):
         raise AlreadyExistsError(f"the container already has an interface named {inside_name}")
-    from lxctools.runtime.net import load_pyroute2
-    load_pyroute2()
-    from pyroute2 import IPRoute
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=host_name)
-        if not found:
+    from lxctools.kernel.netlink import NetlinkError
+    from lxctools.runtime.net import move_link
+    try:
+        if not move_link(host_name, inside_name, pid):
             raise NotFoundError(f"no host interface '{host_name}'")
-        try:
-            ipr.link("set", index=found[0], net_ns_pid=pid, ifname=inside_name)
-        except Exception as err:  # pyroute2's NetlinkError is not an OSError
-            failure = _netlink_error(err, f"cannot move {host_name} into the container as {inside_name}")
-            if not ipr.link_lookup(ifname=host_name) and host_name in interfaces_in_netns(pid):
-                move_interface_out(pid, host_name, host_name)  # moved but not renamed: undo the move
-            raise failure from None
+    except NetlinkError as err:
+        failure = _netlink_error(err, f"cannot move {host_name} into the container as {inside_name}")
+        if not is_host_interface(host_name) and host_name in interfaces_in_netns(pid):
+            move_interface_out(pid, host_name, host_name)  # moved but not renamed: undo the move
+        raise failure from None
 
 
 def _move_out(inside_name: str, host_name: str, host_ns_fd: int) -> str:
-    from lxctools.runtime.net import load_pyroute2
-    load_pyroute2()
-    from pyroute2 import IPRoute
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=inside_name)
-        if not found:
+    from lxctools.kernel.netlink import NetlinkError
+    from lxctools.runtime.net import NetnsFd, move_link
+    try:
+        if not move_link(inside_name, host_name, NetnsFd(host_ns_fd)):
             raise NotFoundError(f"no interface '{inside_name}' in the container")
-        try:
-            ipr.link("set", index=found[0], net_ns_fd=host_ns_fd, ifname=host_name)
-        except Exception as err:
-            raise _netlink_error(err, f"cannot move {inside_name} back to the host as {host_name}") from None
+    except NetlinkError as err:
+        raise _netlink_error(err, f"cannot move {inside_name} back to the host as {host_name}") from None
     return "moved"
 
 

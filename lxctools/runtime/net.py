@@ -1,7 +1,10 @@
 """Apply network plans to the kernel: the ONLY module of pyl that imports pyroute2.
 
-pyroute2 costs ~200 ms to import, so it is imported inside the functions that need it, never at
-module level (``import lxctools.runtime.net`` stays cheap). NetlinkError is translated into
+pyroute2's rtnetlink message classes make and read the messages; kernel.netlink's plain socket
+carries them, several in one datagram where a step needs several (IPRoute's own transport
+costs more than the kernel's work: see kernel.netlink). pyroute2 costs ~30-60 ms to import
+even so, so it is imported inside the functions that need it, never at module level
+(``import lxctools.runtime.net`` stays cheap). NetlinkError is translated into
 lxctools.errors here, at the boundary, and nowhere else.
 
 The start choreography (see module docs of the start code) calls, in order:
@@ -22,17 +25,16 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_address, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, IPv6Interface, ip_address, ip_interface, ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from lxctools.errors import ConfigError, KernelError, PermissionDeniedError, PylError, StartError
+from lxctools.kernel import netlink
+from lxctools.kernel.netlink import NetlinkError
 from lxctools.runtime import ipam
 from lxctools.runtime.devices import is_host_interface
 from lxctools.runtime.netplan import Gateway, MacvlanMode, NetPlan, NetType
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
 
 T = TypeVar("T")
 
@@ -63,11 +65,6 @@ class LeaseState:
 class NetnsFd(int):
     """An open fd of a network namespace, given where a PID would name one by its process: the
     netlink worker sets up a namespace it made itself before the container's processes exist."""
-
-
-def _into(target: int) -> dict[str, int]:
-    """The netlink attribute that puts a link into TARGET's namespace (a PID, or a NetnsFd)."""
-    return {"net_ns_fd": int(target)} if isinstance(target, NetnsFd) else {"net_ns_pid": target}
 
 
 @dataclass
@@ -108,17 +105,24 @@ class IfaceInfo:
 
 # ------------------------------------------------------------------------------- error boundary --
 
-def load_pyroute2() -> None:
-    """Load the part of pyroute2 pyl uses (IPRoute and its exceptions), once per process.
+# The part of pyroute2 pyl uses: its rtnetlink message classes, which make and read every
+# message; kernel.netlink carries them. Not IPRoute: see kernel.netlink for what it cost.
+_MESSAGE_MODULES = ("pyroute2.netlink.rtnl.ifinfmsg", "pyroute2.netlink.rtnl.ifaddrmsg",
+                    "pyroute2.netlink.rtnl.rtmsg")
 
-    Not through the package's __init__: that imports every subsystem pyroute2 has (NDB, IPDB,
-    conntrack, ipset, wireguard, nl80211, plan9...), ~40 of the ~140 ms a netlink worker pays
-    before its first request, and a start after the worker left waits for all of it. The package
-    module is made from its spec without running it, so importing a submodule skips __init__;
-    IPRoute and NetlinkError are set on it for ``from pyroute2 import ...``. Should a pyroute2
-    version need its __init__ after all, the whole package is imported the usual way."""
+
+def load_pyroute2() -> None:
+    """Load pyroute2's rtnetlink message classes, once per process.
+
+    Not through the package's __init__, nor through IPRoute: those import every subsystem
+    pyroute2 has (NDB, IPDB, asyncio with ssl, conntrack, ipset, wireguard, nl80211, plan9...),
+    ~100-190 ms of the first request a netlink worker answers, where the message classes take
+    ~30-60 ms. The package module is made from its spec without running it, so importing a
+    submodule skips __init__. Should a pyroute2 version need its __init__ after all, the whole
+    package is imported the usual way."""
     if "pyroute2" in sys.modules:
         return
+    import importlib
     import importlib.util
     try:
         spec = importlib.util.find_spec("pyroute2")
@@ -127,27 +131,20 @@ def load_pyroute2() -> None:
     if spec is None or spec.submodule_search_locations is None:
         raise PylError("pyroute2 is not installed (container networking needs it)",
                        hint="pip install pyroute2, or apt-get install python3-pyroute2")
-    package = importlib.util.module_from_spec(spec)
-    sys.modules["pyroute2"] = package
+    sys.modules["pyroute2"] = importlib.util.module_from_spec(spec)
     try:
-        from pyroute2.iproute.linux import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
+        for name in _MESSAGE_MODULES:
+            importlib.import_module(name)
     except Exception:  # noqa: BLE001 - anything: this pyroute2 needs its __init__
         for name in [n for n in sys.modules if n == "pyroute2" or n.startswith("pyroute2.")]:
             del sys.modules[name]
         import pyroute2  # noqa: F401
-        return
-    package.IPRoute, package.NetlinkError = IPRoute, NetlinkError
-
-
-def _netlink_error_type() -> type[Exception]:
-    load_pyroute2()
-    from pyroute2.netlink.exceptions import NetlinkError
-    return NetlinkError
+        for name in _MESSAGE_MODULES:
+            importlib.import_module(name)
 
 
 def _translate(exc: Exception, what: str) -> PylError:
-    code = getattr(exc, "code", None) or getattr(exc, "errno", None) or 0
+    code = _code(exc)
     text = f"{what}: {os.strerror(code) if code else exc}"
     if code == errno.EPERM:
         return PermissionDeniedError(text, hint="network setup needs CAP_NET_ADMIN (run as root)")
@@ -155,73 +152,144 @@ def _translate(exc: Exception, what: str) -> PylError:
 
 
 def _code(exc: Exception) -> int:
-    return getattr(exc, "code", None) or getattr(exc, "errno", None) or 0
+    return getattr(exc, "errno", None) or 0
 
 
-# A long-lived process (the netlink worker) keeps one socket to its own network namespace
-# (keep_host_socket): an IPRoute costs ~1 ms to open and close, and a start asks twice. Sockets
-# made inside a container's namespace are never kept: one would hold that namespace alive.
-_home: tuple[int, int] | None = None  # (st_dev, st_ino) of the namespace whose socket is kept
-_kept: IPRoute | None = None
+# ------------------------------------------------------------------------------------ messages --
+
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_GETADDR, RTM_NEWROUTE = 20, 22, 24
+IFF_UP = 0x1
+RT_TABLE_MAIN, RTPROT_STATIC, RTN_UNICAST, RT_SCOPE_LINK = 254, 4, 1, 253
+_CREATE = netlink.NLM_F_CREATE | netlink.NLM_F_EXCL
 
 
-def keep_host_socket() -> None:
-    """Reuse one IPRoute for the requests made from the calling thread's network namespace."""
-    global _home
-    _home = _thread_netns()
+def _message_class(name: str) -> Any:
+    load_pyroute2()
+    if name == "ifinfmsg":
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+        return ifinfmsg
+    if name == "ifaddrmsg":
+        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+        return ifaddrmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+    return rtmsg
 
 
-def _thread_netns() -> tuple[int, int]:
-    st = os.stat("/proc/thread-self/ns/net")
-    return st.st_dev, st.st_ino
+def _encode(class_name: str, kind: int, flags: int, fields: dict[str, int], attrs: list) -> bytearray:
+    msg = _message_class(class_name)()
+    for key, value in fields.items():
+        msg[key] = value
+    msg["attrs"] = attrs
+    msg["header"]["type"] = kind
+    msg["header"]["flags"] = flags
+    msg.encode()
+    return bytearray(msg.data)
+
+
+def _decode(class_name: str, raw: bytes) -> Any:
+    msg = _message_class(class_name)(raw)
+    msg.decode()
+    return msg
+
+
+def _into(target: int) -> tuple[str, int]:
+    """The attribute that puts a link into TARGET's namespace (a PID, or a NetnsFd)."""
+    return ("IFLA_NET_NS_FD", int(target)) if isinstance(target, NetnsFd) else ("IFLA_NET_NS_PID", target)
+
+
+def _link_message(kind: int, flags: int, index: int = 0, up: bool | None = None, attrs: Sequence = ()) -> bytearray:
+    fields = {"index": index}
+    if up is not None:
+        fields.update(flags=IFF_UP if up else 0, change=IFF_UP)
+    return _encode("ifinfmsg", kind, flags, fields, list(attrs))
+
+
+def link_add(ifname: str, kind: str, *, up: bool = False, attrs: Sequence = (),
+             data: Sequence = ()) -> bytearray:
+    """RTM_NEWLINK creating IFNAME of KIND; DATA: its IFLA_INFO_DATA attributes."""
+    info: list = [("IFLA_INFO_KIND", kind)]
+    if data:
+        info.append(("IFLA_INFO_DATA", {"attrs": list(data)}))
+    return _link_message(RTM_NEWLINK, _CREATE, up=True if up else None,
+                         attrs=[("IFLA_IFNAME", ifname), *attrs, ("IFLA_LINKINFO", {"attrs": info})])
+
+
+def link_set(index: int, *, up: bool | None = None, attrs: Sequence = ()) -> bytearray:
+    return _link_message(RTM_NEWLINK, 0, index, up, attrs)
+
+
+def link_del(index: int) -> bytearray:
+    return _link_message(RTM_DELLINK, 0, index)
+
+
+def addr_add(index: int, interface: IPv4Interface | IPv6Interface, *, broadcast: str | None = None,
+             flags: int = 0) -> bytearray:
+    ip = str(interface.ip)
+    v4 = interface.version == 4
+    attrs: list = [("IFA_ADDRESS", ip)]  # the order pyroute2's IPRoute sends them in
+    if broadcast:
+        attrs.append(("IFA_BROADCAST", broadcast))
+    if v4:
+        attrs.append(("IFA_LOCAL", ip))
+    if flags:
+        attrs.append(("IFA_FLAGS", flags))
+    fields = {"family": socket.AF_INET if v4 else socket.AF_INET6,
+              "prefixlen": interface.network.prefixlen, "index": index}
+    return _encode("ifaddrmsg", RTM_NEWADDR, _CREATE, fields, attrs)
+
+
+def route_add(dst: Any, *, oif: int, gateway: Any = None, scope: int = 0) -> bytearray:
+    """RTM_NEWROUTE to DST (an ip_network) in the main table, through OIF (and GATEWAY)."""
+    attrs: list = [("RTA_DST", str(dst.network_address))] if dst.prefixlen else []
+    if gateway is not None:
+        attrs.append(("RTA_GATEWAY", str(gateway)))
+    attrs.append(("RTA_OIF", oif))
+    fields = {"family": socket.AF_INET if dst.version == 4 else socket.AF_INET6, "dst_len": dst.prefixlen,
+              "table": RT_TABLE_MAIN, "proto": RTPROT_STATIC, "scope": scope, "type": RTN_UNICAST}
+    return _encode("rtmsg", RTM_NEWROUTE, _CREATE, fields, attrs)
 
 
 @contextmanager
-def _iproute() -> Iterator[IPRoute]:
-    global _kept
+def _rtnl() -> Iterator[socket.socket]:
+    """A NETLINK_ROUTE socket of this thread's network namespace, for one operation (~0.02 ms
+    to open: none is kept, and one made inside a container's namespace would hold it alive)."""
     load_pyroute2()
-    from pyroute2 import IPRoute
-    keep = _home is not None and _thread_netns() == _home
-    if keep and _kept is not None:
-        ipr = _kept
-    else:
-        # groups=0: we only ask, we never listen for events; ext_ack gives the kernel's reason string.
-        ipr = IPRoute(groups=0)
-        if keep:
-            _kept = ipr
+    sock = netlink.route_socket()
     try:
-        yield ipr
-    except (PylError, _netlink_error_type()):
-        if not keep:
-            ipr.close()
-        raise  # a refusal leaves the socket as good as it was
-    except BaseException:
-        # Interrupted inside pyroute2: replies may still be queued on the socket. Start afresh.
-        if keep:
-            _kept = None
-        ipr.close()
-        raise
-    else:
-        if not keep:
-            ipr.close()
+        yield sock
+    finally:
+        sock.close()
 
 
-def _get_link(ipr: IPRoute, name: str) -> Any:
-    """The link named NAME (one RTM_GETLINK: index, MTU and kind at once), or None."""
-    NetlinkError = _netlink_error_type()
+def _get_link(sock: socket.socket, name: str = "", index: int = 0) -> Any:
+    """The link named NAME or numbered INDEX (one RTM_GETLINK: index, MTU and kind at once), or None."""
+    attrs = [("IFLA_IFNAME", name)] if name else []
     try:
-        found = ipr.link("get", ifname=name)
+        answer = netlink.query(sock, _link_message(RTM_GETLINK, 0, index, attrs=attrs))
     except NetlinkError as exc:
-        if _code(exc) == errno.ENODEV:
+        if exc.errno == errno.ENODEV:
             return None
         raise
-    return found[0] if found else None
+    return _decode("ifinfmsg", answer[0]) if answer else None
+
+
+def _links(sock: socket.socket) -> list[Any]:
+    answer = netlink.query(sock, _link_message(RTM_GETLINK, netlink.NLM_F_DUMP))
+    return [_decode("ifinfmsg", raw) for raw in answer]
+
+
+def _addresses(sock: socket.socket, family: int = 0, index: int = 0) -> list[Any]:
+    """The addresses of FAMILY (0: all) on link INDEX (0: every link). The kernel filters by
+    index (strict checking); filtered here again for a kernel that ignores it."""
+    request = _encode("ifaddrmsg", RTM_GETADDR, netlink.NLM_F_DUMP, {"family": family, "index": index}, [])
+    found = [_decode("ifaddrmsg", raw) for raw in netlink.query(sock, request)]
+    return [a for a in found if (not index or a["index"] == index) and (not family or a["family"] == family)]
 
 
 def _lookup(name: str) -> int | None:
     """Index of the link NAME in this thread's network namespace, or None. One ioctl
-    (if_nametoindex) where pyroute2's link_lookup dumps and parses every link (~1 ms each, twice
-    in every start's critical path)."""
+    (if_nametoindex) where a dump would parse every link."""
     try:
         return socket.if_nametoindex(name)
     except OSError:
@@ -240,17 +308,16 @@ def setup_host(plans: Sequence[NetPlan], pid: int, *, lxcpath: Path | None = Non
     the default bridge keeps its state if it has to be started here.
     """
     state = HostNetState(pid=0 if isinstance(pid, NetnsFd) else pid)
-    NetlinkError = _netlink_error_type()
     try:
-        with _iproute() as ipr:
+        with _rtnl() as sock:
             for plan in plans:
                 try:
                     if plan.type is NetType.VETH:
-                        _setup_veth(ipr, plan, pid, state, lxcpath, net_rundir)
+                        _setup_veth(sock, plan, pid, state, lxcpath, net_rundir)
                     elif plan.type in (NetType.MACVLAN, NetType.VLAN):
-                        _setup_lower(ipr, plan, pid)
+                        _setup_lower(sock, plan, pid)
                     elif plan.type is NetType.PHYS:
-                        _setup_phys(ipr, plan, pid, state)
+                        _setup_phys(sock, plan, pid, state)
                 except NetlinkError as exc:
                     raise _setup_error(plan, exc) from exc
     except BaseException:
@@ -279,7 +346,7 @@ def _setup_error(plan: NetPlan, exc: Exception) -> PylError:
     return _translate(exc, f"lxc.net.{plan.index} ({plan.type.value} {plan.name})")
 
 
-def _bridge_info(ipr: IPRoute, plan: NetPlan, net_rundir: Path | None) -> tuple[int, int, IPv4Interface | None]:
+def _bridge_info(sock: socket.socket, plan: NetPlan, net_rundir: Path | None) -> tuple[int, int, IPv4Interface | None]:
     """Index, MTU and primary IPv4 address of the plan's bridge (starting pyl's default bridge if needed)."""
     assert plan.link is not None
     idx = _lookup(plan.link)
@@ -292,7 +359,7 @@ def _bridge_info(ipr: IPRoute, plan: NetPlan, net_rundir: Path | None) -> tuple[
                           hint=f"create it, or use pyl's default bridge with pyl-net start")
     mtu = _bridge_mtu(plan.link, idx)
     if mtu is None:  # not a bridge, or a sysfs of another namespace: netlink says which
-        link = _get_link(ipr, plan.link)
+        link = _get_link(sock, plan.link)
         if link is None:
             raise ConfigError(f"{plan.key('link')}: bridge {plan.link!r} does not exist")
         kind = _kind(link)
@@ -300,7 +367,7 @@ def _bridge_info(ipr: IPRoute, plan: NetPlan, net_rundir: Path | None) -> tuple[
             raise ConfigError(f"{plan.key('link')}: {plan.link!r} is not a bridge (it is {kind or 'a plain device'})")
         idx, mtu = link["index"], link.get("IFLA_MTU")
     primary = None
-    for addr in ipr.get_addr(family=2, index=idx):
+    for addr in _addresses(sock, socket.AF_INET, idx):
         primary = IPv4Interface(f"{addr.get('IFA_ADDRESS')}/{addr['prefixlen']}")
         break
     return idx, mtu, primary
@@ -349,12 +416,12 @@ def _kind(link: Any) -> str | None:
     return info.get("IFLA_INFO_KIND") if info else None
 
 
-def _setup_veth(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState,
+def _setup_veth(sock: socket.socket, plan: NetPlan, pid: int, state: HostNetState,
                 lxcpath: Path | None, net_rundir: Path | None) -> None:
     assert plan.veth_pair is not None and plan.name is not None
     bridge_idx = bridge_mtu = bridge_addr = None
     if plan.link:
-        bridge_idx, bridge_mtu, bridge_addr = _bridge_info(ipr, plan, net_rundir)
+        bridge_idx, bridge_mtu, bridge_addr = _bridge_info(sock, plan, net_rundir)
     if plan.ipv4_auto or plan.ipv4_gateway is Gateway.AUTO:
         if bridge_addr is None:
             raise ConfigError(f"{plan.key('ipv4.address' if plan.ipv4_auto else 'ipv4.gateway')}: "
@@ -372,131 +439,147 @@ def _setup_veth(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState,
 
     # As LXC: without an explicit MTU both ends take the bridge's, so the bridge MTU never drops.
     mtu = plan.mtu or bridge_mtu
-    peer: dict[str, Any] = {"ifname": plan.name, **_into(pid)}
+    peer: list = [("IFLA_IFNAME", plan.name), _into(pid)]
+    host: list = []
     if mtu:
-        peer["mtu"] = mtu
+        peer.append(("IFLA_MTU", mtu))
+        host.append(("IFLA_MTU", mtu))
     if plan.hwaddr:
-        peer["address"] = plan.hwaddr
-    extra: dict[str, Any] = {}
-    if mtu:
-        extra["mtu"] = mtu
+        peer.append(("IFLA_ADDRESS", plan.hwaddr))
     if bridge_idx is not None:
-        extra["master"] = bridge_idx
+        host.append(("IFLA_MASTER", bridge_idx))
     # One RTM_NEWLINK: host end created on the bridge and up, peer created directly in the netns.
-    ipr.link("add", ifname=plan.veth_pair, kind="veth", peer=peer, state="up", **extra)
+    netlink.request(sock, [link_add(plan.veth_pair, "veth", up=True, attrs=host,
+                                    data=[("VETH_INFO_PEER", {"attrs": peer})])])
     state.veth_hosts.append(plan.veth_pair)
     if plan.veth_ipv4_routes or plan.veth_ipv6_routes:
         host_idx = _lookup(plan.veth_pair)
-        for net in (*plan.veth_ipv4_routes, *plan.veth_ipv6_routes):
-            ipr.route("add", dst=str(net), oif=host_idx, family=10 if net.version == 6 else 2)
+        assert host_idx is not None
+        netlink.request(sock, [route_add(net, oif=host_idx)
+                               for net in (*plan.veth_ipv4_routes, *plan.veth_ipv6_routes)])
 
 
-def _setup_lower(ipr: IPRoute, plan: NetPlan, pid: int) -> None:
+def _setup_lower(sock: socket.socket, plan: NetPlan, pid: int) -> None:
     """macvlan / vlan: created on the host parent and born directly in the container's netns."""
     assert plan.link is not None
     parent = _lookup(plan.link)
     if parent is None:
         raise ConfigError(f"{plan.key('link')}: device {plan.link!r} does not exist")
-    spec: dict[str, Any] = {"ifname": plan.name, "link": parent, **_into(pid)}
+    assert plan.name is not None
+    attrs: list = [("IFLA_LINK", parent), _into(pid)]
+    if plan.mtu:
+        attrs.append(("IFLA_MTU", plan.mtu))
+    if plan.hwaddr:
+        attrs.append(("IFLA_ADDRESS", plan.hwaddr))
     if plan.type is NetType.MACVLAN:
         assert plan.macvlan_mode is not None
-        spec.update(kind="macvlan", macvlan_mode=_MACVLAN_MODES[plan.macvlan_mode])
+        kind, data = "macvlan", [("IFLA_MACVLAN_MODE", _MACVLAN_MODES[plan.macvlan_mode])]
     else:
-        spec.update(kind="vlan", vlan_id=plan.vlan_id)
-    if plan.mtu:
-        spec["mtu"] = plan.mtu
-    if plan.hwaddr:
-        spec["address"] = plan.hwaddr
-    ipr.link("add", **spec)
+        kind, data = "vlan", [("IFLA_VLAN_ID", plan.vlan_id)]
+    netlink.request(sock, [link_add(plan.name, kind, attrs=attrs, data=data)])
 
 
-def _setup_phys(ipr: IPRoute, plan: NetPlan, pid: int, state: HostNetState) -> None:
+def _setup_phys(sock: socket.socket, plan: NetPlan, pid: int, state: HostNetState) -> None:
     assert plan.link is not None and plan.name is not None
     idx = _lookup(plan.link)
     if idx is None:
         raise ConfigError(f"{plan.key('link')}: device {plan.link!r} does not exist")
-    link = ipr.get_links(idx)[0]
+    link = _get_link(sock, index=idx)
+    if link is None:
+        raise ConfigError(f"{plan.key('link')}: device {plan.link!r} does not exist")
     if _kind(link) == "bridge":
         raise ConfigError(f"{plan.key('link')}: {plan.link!r} is a bridge; type phys wants a device")
     state.phys.append(PhysState(plan.index, plan.link, plan.name, link.get("IFLA_MTU"),
                                 link.get("IFLA_ADDRESS")))
     # Move and rename in one message: the kernel renames as part of the namespace change.
-    ipr.link("set", index=idx, ifname=plan.name, **_into(pid))
+    netlink.request(sock, [link_set(idx, attrs=[("IFLA_IFNAME", plan.name), _into(pid)])])
 
 
 # ---------------------------------------------------------------------------- configure_inside --
 
 def configure_inside(plans: Sequence[NetPlan], state: HostNetState) -> None:
-    """Run in the container's netns (before init): lo up, MAC/MTU, addresses, up, gateways."""
-    NetlinkError = _netlink_error_type()
-    with _iproute() as ipr:
+    """Run in the container's netns (before init): lo up, MAC/MTU, addresses, up, gateways.
+
+    Every request goes out in one datagram, in that order (the kernel carries them out one by
+    one: a route finds its link up and its address there). One refused does not stop the
+    others; the first refusal is the error, and it fails the start, whose namespace then goes."""
+    messages: list[bytearray] = []
+    owners: list[NetPlan | None] = []  # whose request each message is: None for lo
+    lo = _lookup("lo")
+    if lo is not None:
+        messages.append(link_set(lo, up=True))
+        owners.append(None)
+    for plan in plans:
+        if plan.in_container:
+            for msg in _configure_one(plan, state):
+                messages.append(msg)
+                owners.append(plan)
+    if not messages:
+        return
+    with _rtnl() as sock:
         try:
-            lo = _lookup("lo")
-            if lo is not None:
-                ipr.link("set", index=lo, state="up")
+            netlink.request(sock, messages)
         except NetlinkError as exc:
-            raise _translate(exc, "bringing up lo") from exc
-        for plan in plans:
-            if not plan.in_container:
-                continue
-            try:
-                _configure_one(ipr, plan, state)
-            except NetlinkError as exc:
-                raise _setup_error(plan, exc) from exc
+            owner = owners[exc.request]
+            if owner is None:
+                raise _translate(exc, "bringing up lo") from exc
+            raise _setup_error(owner, exc) from exc
 
 
-def _configure_one(ipr: IPRoute, plan: NetPlan, state: HostNetState) -> None:
+def _configure_one(plan: NetPlan, state: HostNetState) -> list[bytearray]:
+    """The requests that configure PLAN's interface inside, in order."""
     assert plan.name is not None
     idx = _lookup(plan.name)
     if idx is None:
         raise PylError(f"lxc.net.{plan.index}: {plan.name!r} did not arrive in the container's network namespace")
+    messages = []
     if plan.type is NetType.PHYS and (plan.hwaddr or plan.mtu):
         # veth/macvlan/vlan got these at creation; a moved device still has the host's values.
-        settings: dict[str, Any] = {}
+        settings: list = []
         if plan.hwaddr:
-            settings["address"] = plan.hwaddr
+            settings.append(("IFLA_ADDRESS", plan.hwaddr))
         if plan.mtu:
-            settings["mtu"] = plan.mtu
-        ipr.link("set", index=idx, **settings)
+            settings.append(("IFLA_MTU", plan.mtu))
+        messages.append(link_set(idx, attrs=settings))
 
     v4 = list(plan.ipv4)
     auto = state.auto_ipv4.get(str(plan.index))
     for setting in v4:
-        ipr.addr("add", index=idx, address=str(setting.interface.ip), prefixlen=setting.interface.network.prefixlen,
-                 broadcast=str(setting.broadcast) if int(setting.broadcast) else None)
+        messages.append(addr_add(idx, setting.interface,
+                                 broadcast=str(setting.broadcast) if int(setting.broadcast) else None))
     if auto:
         iface = IPv4Interface(auto)
-        ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
-                 broadcast=str(iface.network.broadcast_address))
+        messages.append(addr_add(idx, iface, broadcast=str(iface.network.broadcast_address)))
     for v6 in plan.ipv6:
         # No DAD: a static address must be usable the moment the container is RUNNING, not a
         # second later when the tentative flag clears.
-        ipr.addr("add", index=idx, address=str(v6.ip), prefixlen=v6.network.prefixlen, flags=IFA_F_NODAD,
-                 family=10)
+        messages.append(addr_add(idx, v6, flags=IFA_F_NODAD))
     if not plan.up:
-        return
-    ipr.link("set", index=idx, state="up")
+        return messages
+    messages.append(link_set(idx, up=True))
 
     v4_nets = [s.interface.network for s in v4] + ([IPv4Interface(auto).network] if auto else [])
     gw4 = plan.ipv4_gateway
     if gw4 is Gateway.AUTO:
         gw4 = IPv4Address(state.auto_gateway[str(plan.index)])
-    _add_default(ipr, idx, gw4, v4_nets, family=2)
-    _add_default(ipr, idx, plan.ipv6_gateway, [a.network for a in plan.ipv6], family=10)
+    messages += _default_routes(idx, gw4, v4_nets, version=4)
+    messages += _default_routes(idx, plan.ipv6_gateway, [a.network for a in plan.ipv6], version=6)
+    return messages
 
 
-def _add_default(ipr: IPRoute, idx: int, gateway: object, nets: list[Any], *, family: int) -> None:
+def _default_routes(idx: int, gateway: object, nets: list[Any], *, version: int) -> list[bytearray]:
     if gateway is None:
-        return
-    dst = "0.0.0.0/0" if family == 2 else "::/0"
+        return []
+    default = ip_network("0.0.0.0/0" if version == 4 else "::/0")
     if gateway is Gateway.DEV:
-        ipr.route("add", dst=dst, oif=idx, scope=253, family=family)  # scope link
-        return
+        return [route_add(default, oif=idx, scope=RT_SCOPE_LINK)]
     gw = ip_address(str(gateway))
+    routes = []
     if not any(gw in net for net in nets) and not gw.is_link_local:
         # As LXC: a gateway outside every local subnet first gets a device route of its own.
-        ipr.route("add", dst=f"{gw}/{gw.max_prefixlen}", oif=idx, scope=253, family=family)
-    ipr.route("add", dst=dst, gateway=str(gw), oif=idx, family=family)
+        routes.append(route_add(ip_network(f"{gw}/{gw.max_prefixlen}"), oif=idx, scope=RT_SCOPE_LINK))
+    routes.append(route_add(default, oif=idx, gateway=gw))
+    return routes
 
 
 # ------------------------------------------------------------------------------ return/teardown --
@@ -513,18 +596,17 @@ def return_phys(plans: Sequence[NetPlan], pid: int) -> None:
     host_pid = os.getpid()
 
     def inside() -> list[str]:
-        NetlinkError = _netlink_error_type()
         problems = []
-        with _iproute() as ipr:
+        with _rtnl() as sock:
             for name, host_name in moves:
                 idx = _lookup(name)
                 if idx is None:
                     continue  # already gone (or never arrived)
                 try:
-                    ipr.link("set", index=idx, state="down")
-                    ipr.link("set", index=idx, net_ns_pid=host_pid, ifname=host_name)
+                    netlink.request(sock, [link_set(idx, up=False)])
+                    netlink.request(sock, [link_set(idx, attrs=[("IFLA_NET_NS_PID", host_pid), ("IFLA_IFNAME", host_name)])])
                 except NetlinkError as exc:
-                    problems.append(f"{name} -> {host_name}: {os.strerror(exc.code)}")
+                    problems.append(f"{name} -> {host_name}: {exc.strerror}")
         return problems
 
     try:
@@ -537,22 +619,21 @@ def return_phys(plans: Sequence[NetPlan], pid: int) -> None:
 
 def teardown(state: HostNetState) -> None:
     """Remove what setup_host left on the host. Idempotent; already-gone links are not errors."""
-    NetlinkError = _netlink_error_type()
     failures: list[str] = []
-    with _iproute() as ipr:
+    with _rtnl() as sock:
         for name in state.veth_hosts:
             try:
                 idx = _lookup(name)
                 if idx is not None:
-                    ipr.link("del", index=idx)
+                    netlink.request(sock, [link_del(idx)])
             except NetlinkError as exc:
-                if exc.code != errno.ENODEV:
-                    failures.append(f"deleting {name}: {os.strerror(exc.code)}")
+                if exc.errno != errno.ENODEV:
+                    failures.append(f"deleting {name}: {exc.strerror}")
         for phys in state.phys:
             try:
-                _restore_phys(ipr, phys)
+                _restore_phys(sock, phys)
             except NetlinkError as exc:
-                failures.append(f"restoring {phys.host_name}: {os.strerror(exc.code)}")
+                failures.append(f"restoring {phys.host_name}: {exc.strerror}")
     failures += _release_leases(state)
     if failures:
         raise KernelError(f"network teardown: {'; '.join(failures)}", errno.EIO)
@@ -596,46 +677,48 @@ def release_after_exit(state: HostNetState, wait: float = 0.25) -> HostNetState 
     return HostNetState(pid=state.pid, veth_hosts=left, phys=list(state.phys))
 
 
-def _restore_phys(ipr: IPRoute, phys: PhysState) -> None:
+def _restore_phys(sock: socket.socket, phys: PhysState) -> None:
     idx = _lookup(phys.host_name)
     if idx is None:
         # The netns died first: the kernel moved the device back, maybe as devN. Find it by MAC.
-        for link in ipr.get_links():
+        for link in _links(sock):
             if link.get("IFLA_ADDRESS") == phys.mac and _kind(link) is None and link.get("IFLA_IFNAME") != "lo":
                 idx = link["index"]
-                ipr.link("set", index=idx, state="down")
-                ipr.link("set", index=idx, ifname=phys.host_name)
+                netlink.request(sock, [link_set(idx, up=False), link_set(idx, attrs=[("IFLA_IFNAME", phys.host_name)])])
                 break
     if idx is None:
         return  # a virtual device dies with its netns; nothing to give back
-    link = ipr.get_links(idx)[0]
-    fix: dict[str, Any] = {}
+    link = _get_link(sock, index=idx)
+    if link is None:
+        return
+    fix: list = []
     if link.get("IFLA_MTU") != phys.mtu:
-        fix["mtu"] = phys.mtu
+        fix.append(("IFLA_MTU", phys.mtu))
     if link.get("IFLA_ADDRESS") != phys.mac:
-        fix["address"] = phys.mac
+        fix.append(("IFLA_ADDRESS", phys.mac))
     if fix:
-        ipr.link("set", index=idx, **fix)
+        netlink.request(sock, [link_set(idx, attrs=fix)])
 
 
 # ------------------------------------------------------------------------ bridges and raw links --
 
 def ensure_bridge(name: str, cidr: IPv4Interface) -> bool:
     """Make sure bridge ``name`` exists, has ``cidr`` and is up; True if it was created here."""
-    NetlinkError = _netlink_error_type()
     created = False
     try:
-        with _iproute() as ipr:
+        with _rtnl() as sock:
             idx = _lookup(name)
             if idx is None:
-                ipr.link("add", ifname=name, kind="bridge")
+                netlink.request(sock, [link_add(name, "bridge")])
                 created = True
                 idx = _lookup(name)
-            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
+            assert idx is not None
+            have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in _addresses(sock, socket.AF_INET, idx)}
+            requests = []
             if (str(cidr.ip), cidr.network.prefixlen) not in have:
-                ipr.addr("add", index=idx, address=str(cidr.ip), prefixlen=cidr.network.prefixlen,
-                         broadcast=str(cidr.network.broadcast_address))
-            ipr.link("set", index=idx, state="up")
+                requests.append(addr_add(idx, cidr, broadcast=str(cidr.network.broadcast_address)))
+            requests.append(link_set(idx, up=True))
+            netlink.request(sock, requests)
     except NetlinkError as exc:
         if created:
             delete_link(name)
@@ -643,17 +726,27 @@ def ensure_bridge(name: str, cidr: IPv4Interface) -> bool:
     return created
 
 
+def move_link(name: str, new_name: str, target: int) -> bool:
+    """Move link NAME of this thread's namespace into TARGET's (a PID, or a NetnsFd), renamed
+    NEW_NAME there; False if there is no NAME here. NetlinkError if the kernel refuses."""
+    with _rtnl() as sock:
+        idx = _lookup(name)
+        if idx is None:
+            return False
+        netlink.request(sock, [link_set(idx, attrs=[_into(target), ("IFLA_IFNAME", new_name)])])
+    return True
+
+
 def delete_link(name: str) -> bool:
     """Delete host link ``name``; False if it was not there."""
-    NetlinkError = _netlink_error_type()
-    with _iproute() as ipr:
+    with _rtnl() as sock:
         idx = _lookup(name)
         if idx is None:
             return False
         try:
-            ipr.link("del", index=idx)
+            netlink.request(sock, [link_del(idx)])
         except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
+            if exc.errno == errno.ENODEV:
                 return False
             raise _translate(exc, f"deleting {name}") from exc
     return True
@@ -741,7 +834,7 @@ def in_netns(pid: int, func: Callable[[], T]) -> T:
     if not ok:
         if isinstance(value, PylError):
             raise value
-        if isinstance(value, _netlink_error_type()):
+        if isinstance(value, NetlinkError):
             raise _translate(value, f"netns of pid {pid}") from value
         raise value
     return value
@@ -767,9 +860,9 @@ def _iface_info(link: Any, addrs: list[Any]) -> IfaceInfo:
 
 
 def _list_ifaces() -> list[IfaceInfo]:
-    with _iproute() as ipr:
-        addrs = list(ipr.get_addr())
-        return [_iface_info(link, addrs) for link in ipr.get_links()]
+    with _rtnl() as sock:
+        addrs = _addresses(sock)
+        return [_iface_info(link, addrs) for link in _links(sock)]
 
 
 def interfaces_of(pid: int) -> list[IfaceInfo]:
@@ -779,13 +872,13 @@ def interfaces_of(pid: int) -> list[IfaceInfo]:
 
 def host_link_stats(name: str) -> IfaceInfo | None:
     """The host-side view of one link (e.g. a veth host end); None if it does not exist."""
-    NetlinkError = _netlink_error_type()
     try:
-        with _iproute() as ipr:
+        with _rtnl() as sock:
             idx = _lookup(name)
-            if idx is None:
+            link = None if idx is None else _get_link(sock, index=idx)
+            if link is None:
                 return None
-            return _iface_info(ipr.get_links(idx)[0], list(ipr.get_addr(index=idx)))
+            return _iface_info(link, _addresses(sock, index=link["index"]))
     except NetlinkError as exc:
         raise _translate(exc, f"reading link {name}") from exc
 
@@ -793,6 +886,6 @@ def host_link_stats(name: str) -> IfaceInfo | None:
 def link_names(pid: int | None = None) -> list[str]:
     """Names of all links in the host netns, or in pid's netns (tests use it to check for leaks)."""
     def names() -> list[str]:
-        with _iproute() as ipr:
-            return [link.get("IFLA_IFNAME") for link in ipr.get_links()]
+        with _rtnl() as sock:
+            return [link.get("IFLA_IFNAME") for link in _links(sock)]
     return names() if pid is None else in_netns(pid, names)

@@ -137,7 +137,6 @@ def _worker_main(sock, keep: set[int], preload: bool = False) -> None:
         ns.set_process_name("pyl-monitord")
         close_other_fds(keep)  # nothing of the supervisor's: its locks, socket, pty masters
         from lxctools.runtime import net
-        net.keep_host_socket()  # this process lives for many requests
         if preload:
             try:
                 net.load_pyroute2()

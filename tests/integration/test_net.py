@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,15 @@ class Netns:
                                   preexec_fn=lambda: ns.setns(fd, ns.CLONE_NEWNET))
         finally:
             os.close(fd)
+
+
+@contextmanager
+def _iproute():
+    """pyroute2's own IPRoute, for the tests' scaffolding and as a second opinion on what pyl's
+    messages did: pyl itself encodes with pyroute2's message classes, not through IPRoute."""
+    from pyroute2.iproute.linux import IPRoute  # not the package: pyl may have loaded it without __init__
+    with IPRoute() as ipr:
+        yield ipr
 
 
 def uid() -> str:
@@ -231,7 +241,7 @@ def test_a_link_that_is_no_bridge_is_a_config_error(no_link_leaks, netns) -> Non
 
 def test_bridge_index_and_mtu_from_sysfs_are_netlinks(no_link_leaks, bridge) -> None:
     br = bridge(9)
-    with net._iproute() as ipr:
+    with _iproute() as ipr:
         link = ipr.link("get", ifname=br.name)[0]
     assert net._lookup(br.name) == link["index"]
     assert net._bridge_mtu(br.name, link["index"]) == link.get("IFLA_MTU")
@@ -255,13 +265,13 @@ def test_existing_pair_name_is_a_config_error(no_link_leaks, netns) -> None:
 
 def _dummy(name: str, mac: str | None = None) -> None:
     """A stand-in for a physical NIC: this kernel has no dummy driver, so one end of a veth pair."""
-    with net._iproute() as ipr:
+    with _iproute() as ipr:
         ipr.link("add", ifname=name, kind="veth", peer=f"{name}p", **({"address": mac} if mac else {}))
 
 
 def _kind_supported(kind: str, **extra: object) -> bool:
     name = f"pyltk{uid()}"
-    with net._iproute() as ipr:
+    with _iproute() as ipr:
         try:
             ipr.link("add", ifname=name, kind="veth", peer=f"{name}p")
             try:
@@ -277,7 +287,7 @@ def test_macvlan_between_two_namespaces(no_link_leaks, netns) -> None:
     parent = f"pyltd{uid()}"
     _dummy(parent)
     try:
-        with net._iproute() as ipr:
+        with _iproute() as ipr:
             # macvlan ports follow the parent's carrier: a veth parent needs its peer up too.
             for end in (parent, f"{parent}p"):
                 ipr.link("set", index=net._lookup(end), state="up")
@@ -303,7 +313,7 @@ def test_vlan_on_dummy_parent(no_link_leaks, netns) -> None:
     supported = _kind_supported("vlan", vlan_id=7)
     parent = f"pyltd{uid()}"
     _dummy(parent)
-    with net._iproute() as ipr:  # a vlan comes up only on a parent that is up
+    with _iproute() as ipr:  # a vlan comes up only on a parent that is up
         ipr.link("set", index=net._lookup(parent), state="up")
     try:
         c = netns()

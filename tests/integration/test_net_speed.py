@@ -59,7 +59,7 @@ def test_netns_read_strategies() -> None:
             net.interfaces_of(c.pid)
             fork_t.append(time.perf_counter() - t)
             t = time.perf_counter()
-            from pyroute2 import IPRoute
+            from pyroute2.iproute.linux import IPRoute
             with IPRoute(netns=f"/proc/{c.pid}/ns/net", flags=0, groups=0) as ipr:
                 ipr.get_links()
                 ipr.get_addr()

@@ -31,7 +31,7 @@ def _die():
 
 def _pyroute2_loaded():
     import sys
-    return "pyroute2.iproute.linux" in sys.modules
+    return "pyroute2.netlink.rtnl.ifinfmsg" in sys.modules
 
 
 def _hand_over_then(outcome):

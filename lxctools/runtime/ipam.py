@@ -1,8 +1,12 @@
 """IPv4 address allocation for ``lxc.net.N.ipv4.address = auto`` on a bridge subnet.
 
 Owns the lease file ``LXCPATH/.pyl-ipam/<subnet>.json`` and its flock. A lease maps a container
-name to one address; releasing marks it inactive instead of forgetting it, so a container gets
-the same address back on restart unless someone else took it meanwhile. The upper half of the
+name to one address and outlives the container's run, so a container gets the same address
+back on restart unless someone else took it meanwhile. Whether a lease is in use is the host
+table's to say (below), not the lease file's: the lease file is rewritten only when a container
+gets a new address, so a restart with its old one writes nothing to the lxcpath (a rename on
+ext4 there cost ~1 ms of every start and stop), and a host that rebooted with containers
+running finds no lease marked in use by a container that no longer runs. The upper half of the
 bridge's host range is pyl's static pool; the lower half belongs to dnsmasq's DHCP range
 (``dhcp_range``), so a static auto address never collides with a DHCP lease.
 
@@ -104,10 +108,11 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
     size = last - first + 1
     me = _owner(lxcpath, container_name)
     with _locked(host_table_path(cidr)) as in_use, _locked(lease_path(lxcpath, cidr)) as leases:
-        active = {v["address"] for k, v in leases.items() if v.get("active") and k != container_name}
+        # Every running container's address is in the host table, whatever its lxcpath; and so
+        # are this container's own static ones (owner me + "static").
         elsewhere = {address for address, owner in in_use.items() if owner != me}
         known = {v["address"] for v in leases.values()}
-        blocked = active | elsewhere | {str(cidr.ip)}
+        blocked = elsewhere | {str(cidr.ip)}
         mine = leases.get(container_name, {}).get("address")
         choice: str | None = mine if mine and mine not in blocked and _in_pool(mine, first, last) else None
         if choice is None:
@@ -122,7 +127,7 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
         # An inactive record of another container that pointed here is stale now.
         for name in [k for k, v in leases.items() if v["address"] == choice and k != container_name]:
             del leases[name]
-        leases[container_name] = {"address": choice, "active": True}
+        leases[container_name] = {"address": choice}  # unchanged on a restart: no write
         _drop_owner(in_use, me, keep_static=True)
         in_use[choice] = me
     return IPv4Interface(f"{choice}/{cidr.network.prefixlen}")
@@ -154,7 +159,8 @@ def _drop_owner(in_use: dict, owner: list[str], *, keep_static: bool = False) ->
 
 
 def release(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str, *, forget: bool = False) -> None:
-    """Mark the lease inactive (kept as a preference for the next start); ``forget`` drops it (destroy)."""
+    """The container stopped: its addresses leave the host table, its lease stays (the
+    preference for its next start); ``forget`` drops the lease too (destroy)."""
     cidr = IPv4Interface(bridge_cidr)
     path, table = lease_path(lxcpath, cidr), host_table_path(cidr)
     if not path.exists() and not table.exists():
@@ -162,23 +168,23 @@ def release(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str
     with contextlib.ExitStack() as stack:
         if table.exists():
             _drop_owner(stack.enter_context(_locked(table)), _owner(lxcpath, container_name))
-        if not path.exists():
-            return
-        leases = stack.enter_context(_locked(path))
-        if container_name in leases:
-            if forget:
-                del leases[container_name]
-            else:
-                leases[container_name]["active"] = False
+        if forget and path.exists():
+            stack.enter_context(_locked(path)).pop(container_name, None)
 
 
 def leases(lxcpath: Path, bridge_cidr: IPv4Interface | str) -> dict[str, dict[str, object]]:
-    """Current lease table (name -> {address, active}), for status output and tests."""
-    path = lease_path(lxcpath, IPv4Interface(bridge_cidr))
+    """Current lease table (name -> {address, active}), for status output and tests; active:
+    the host table has the address as this container's."""
+    cidr = IPv4Interface(bridge_cidr)
+    path, table = lease_path(lxcpath, cidr), host_table_path(cidr)
     if not path.exists():
         return {}
-    with _locked(path) as table:
-        return dict(table)
+    with contextlib.ExitStack() as stack:
+        in_use = stack.enter_context(_locked(table)) if table.exists() else {}
+        found = stack.enter_context(_locked(path))
+        return {name: {"address": lease["address"],
+                       "active": in_use.get(lease["address"], [])[:2] == _owner(lxcpath, name)}
+                for name, lease in found.items()}
 
 
 def _in_pool(address: str, first: int, last: int) -> bool:

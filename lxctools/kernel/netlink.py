@@ -66,23 +66,15 @@ def route_socket() -> socket.socket:
 def route_socket_in(pid: int) -> socket.socket:
     """A NETLINK_ROUTE socket living in the network namespace of PID's process (setns there
     and back in this thread)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        try:
-            target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            from lxctools.errors import KernelError
-            raise KernelError(f"process {pid} is gone", 3) from None
-        try:
-            ns.setns(target, ns.CLONE_NEWNET)
-            try:
-                return route_socket()
-            finally:
-                ns.setns(own, ns.CLONE_NEWNET)
-        finally:
-            os.close(target)
+        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        from lxctools.errors import KernelError
+        raise KernelError(f"process {pid} is gone", 3) from None
+    try:
+        return ns.within_net_namespace(target, route_socket)
     finally:
-        os.close(own)
+        os.close(target)
 
 
 def message(kind: int, flags: int, body: bytes) -> bytearray:

@@ -134,3 +134,17 @@ def clone3(flags: int = 0, *, cgroup_fd: int | None = None) -> int:
 def fork_into_cgroup(cgroup_fd: int) -> int:
     """clone3 into the cgroup2 directory open as CGROUP_FD, no new namespaces (see clone3)."""
     return clone3(cgroup_fd=cgroup_fd)
+
+
+def within_net_namespace(target: int, func):
+    """FUNC's result, called with this thread in the network namespace of fd TARGET: setns
+    there and back (a netlink socket made meanwhile stays bound to that namespace)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(target, CLONE_NEWNET)
+        try:
+            return func()
+        finally:
+            setns(own, CLONE_NEWNET)
+    finally:
+        os.close(own)

@@ -765,16 +765,10 @@ def within_netns(pid: int, func: Callable[[], T]) -> T:
             target = ns.open_ns(pid, "net")
         except FileNotFoundError:
             raise PylError(f"process {pid} does not exist (container not running?)") from None
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ns.setns(target, ns.CLONE_NEWNET)
-        try:
-            return func()
-        finally:
-            ns.setns(own, ns.CLONE_NEWNET)
+        return ns.within_net_namespace(target, func)
     finally:
         os.close(target)
-        os.close(own)
 
 
 def new_netns() -> NetnsFd:

@@ -67,7 +67,7 @@ def route_socket_in(pid: int) -> socket.socket:
     """A NETLINK_ROUTE socket living in the network namespace of PID's process (setns there
     and back in this thread)."""
     try:
-        target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        target = ns.open_ns(pid, "net")
     except FileNotFoundError:
         from lxctools.errors import KernelError
         raise KernelError(f"process {pid} is gone", 3) from None

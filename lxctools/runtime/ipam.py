@@ -124,7 +124,7 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
         if choice is None:
             raise PylError(f"no free address left in {cidr.network} for {container_name}",
                            hint=f"pool {IPv4Address(first)}-{IPv4Address(last)} is fully leased")
-        # An inactive record of another container that pointed here is stale now.
+        # Another container's lease of this address (not running: the address was free) is stale now.
         for name in [k for k, v in leases.items() if v["address"] == choice and k != container_name]:
             del leases[name]
         leases[container_name] = {"address": choice}  # unchanged on a restart: no write

@@ -50,9 +50,11 @@ def test_two_containers_reach_each_other_and_the_host(pyl):
     assert "default via" in gateway
     host = gateway.split("default via ")[1].split()[0]
     assert pyl("attach", "-n", "n2", "--", "ping", "-c", "1", "-W", "3", host).returncode == 0
-    # a TCP echo through busybox nc, container to container
-    server = pyl.popen("attach", "-n", "n2", "--", "nc", "-l", "-p", "7777", stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE)
+    # a TCP echo through busybox nc, container to container. The listener's stdin is a pipe held
+    # open: at EOF (/dev/null) busybox nc half-closes the connection the moment it accepts, and a
+    # client whose `echo` has not yet reached its pipe reads that EOF and exits 0 having sent nothing.
+    server = pyl.popen("attach", "-n", "n2", "--", "nc", "-l", "-p", "7777", stdin=subprocess.PIPE,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # retry until the listener is up (bounded: 20 tries)
     pyl.ok("attach", "-n", "n1", "--", "sh", "-c",
            f"for i in $(seq 20); do echo hello-over-tcp | nc -w 2 {b} 7777 && exit 0; sleep 0.25; done; exit 1")

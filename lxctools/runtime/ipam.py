@@ -74,9 +74,36 @@ def _owner(lxcpath: Path, container_name: str) -> list[str]:
     return [os.path.abspath(str(lxcpath)), container_name]
 
 
+def _lease_entry_error(name: str, entry: object) -> str | None:
+    """What is wrong with one entry of an lxcpath's lease file (name -> {"address": ...})."""
+    address = entry.get("address") if isinstance(entry, dict) else None
+    if not isinstance(address, str) or not _is_ipv4(address):
+        return f"the lease of '{name}' has no IPv4 \"address\""
+    return None
+
+
+def _owner_entry_error(address: str, owner: object) -> str | None:
+    """What is wrong with one entry of the host table (address -> [lxcpath, name(, "static")])."""
+    if not _is_ipv4(address):
+        return f"'{address}' is not an IPv4 address"
+    if not (isinstance(owner, list) and 2 <= len(owner) <= 3 and all(isinstance(o, str) for o in owner)):
+        return f"the owner of {address} is not [lxcpath, name] or [lxcpath, name, \"static\"]"
+    return None
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[dict[str, dict[str, object]]]:
-    """Hold the lease file's flock, hand out its contents, write them back atomically."""
+def _locked(path: Path, entry_error: Callable[[str, object], str | None]) -> Iterator[dict]:
+    """Hold the file's flock, hand out its contents, write them back atomically. A file whose
+    shape is wrong (edited by hand, or by something else) is refused with the entry named,
+    not half-read: each entry is checked by ENTRY_ERROR(key, value)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -87,6 +114,11 @@ def _locked(path: Path) -> Iterator[dict[str, dict[str, object]]]:
             leases = {}
         except ValueError as exc:
             raise PylError(f"{path}: corrupt lease file ({exc})") from exc
+        problem = "not a JSON object" if not isinstance(leases, dict) else next(
+            filter(None, (entry_error(k, v) for k, v in leases.items())), None)
+        if problem:
+            raise PylError(f"{path}: corrupt lease file ({problem})",
+                           hint="mend or remove the entry; a removed lease only loses an address preference")
         before = json.dumps(leases, sort_keys=True)
         yield leases
         if json.dumps(leases, sort_keys=True) != before:
@@ -107,7 +139,8 @@ def allocate(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: st
     first, last = (int(a) for a in pool_range(cidr))
     size = last - first + 1
     me = _owner(lxcpath, container_name)
-    with _locked(host_table_path(cidr)) as in_use, _locked(lease_path(lxcpath, cidr)) as leases:
+    with (_locked(host_table_path(cidr), _owner_entry_error) as in_use,
+          _locked(lease_path(lxcpath, cidr), _lease_entry_error) as leases):
         # Every running container's address is in the host table, whatever its lxcpath; and so
         # are this container's own static ones (owner me + "static").
         elsewhere = {address for address, owner in in_use.items() if owner != me}
@@ -143,7 +176,7 @@ def claim(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str, 
     if address.ip == cidr.ip:
         raise ConfigError(f"{ip} is the bridge's own address (the containers' gateway)")
     me = _owner(lxcpath, container_name)
-    with _locked(host_table_path(cidr)) as in_use:
+    with _locked(host_table_path(cidr), _owner_entry_error) as in_use:
         holder = in_use.get(ip)
         if holder and holder[:2] != me and is_running(holder[0], holder[1]):
             where = "" if holder[0] == me[0] else f" of {holder[0]}"
@@ -167,9 +200,9 @@ def release(lxcpath: Path, bridge_cidr: IPv4Interface | str, container_name: str
         return
     with contextlib.ExitStack() as stack:
         if table.exists():
-            _drop_owner(stack.enter_context(_locked(table)), _owner(lxcpath, container_name))
+            _drop_owner(stack.enter_context(_locked(table, _owner_entry_error)), _owner(lxcpath, container_name))
         if forget and path.exists():
-            stack.enter_context(_locked(path)).pop(container_name, None)
+            stack.enter_context(_locked(path, _lease_entry_error)).pop(container_name, None)
 
 
 def leases(lxcpath: Path, bridge_cidr: IPv4Interface | str) -> dict[str, dict[str, object]]:
@@ -180,8 +213,8 @@ def leases(lxcpath: Path, bridge_cidr: IPv4Interface | str) -> dict[str, dict[st
     if not path.exists():
         return {}
     with contextlib.ExitStack() as stack:
-        in_use = stack.enter_context(_locked(table)) if table.exists() else {}
-        found = stack.enter_context(_locked(path))
+        in_use = stack.enter_context(_locked(table, _owner_entry_error)) if table.exists() else {}
+        found = stack.enter_context(_locked(path, _lease_entry_error))
         return {name: {"address": lease["address"],
                        "active": in_use.get(lease["address"], [])[:2] == _owner(lxcpath, name)}
                 for name, lease in found.items()}

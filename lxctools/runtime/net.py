@@ -454,7 +454,9 @@ def _setup_veth(sock: socket.socket, plan: NetPlan, pid: int, state: HostNetStat
     state.veth_hosts.append(plan.veth_pair)
     if plan.veth_ipv4_routes or plan.veth_ipv6_routes:
         host_idx = _lookup(plan.veth_pair)
-        assert host_idx is not None
+        if host_idx is None:  # deleted by someone else between its creation and this lookup
+            raise KernelError(f"{plan.key('veth.pair')}: {plan.veth_pair} vanished right after its creation",
+                              errno.ENODEV)
         netlink.request(sock, [route_add(net, oif=host_idx)
                                for net in (*plan.veth_ipv4_routes, *plan.veth_ipv6_routes)])
 
@@ -647,6 +649,8 @@ def _release_leases(state: HostNetState) -> list[str]:
             ipam.release(Path(lease.lxcpath), lease.bridge_cidr, lease.container)
         except OSError as exc:
             failures.append(f"releasing lease of {lease.container}: {exc.strerror}")
+        except PylError as exc:  # a lease file mangled by hand: named, the rest of the teardown goes on
+            failures.append(f"releasing lease of {lease.container}: {exc}")
     return failures
 
 
@@ -712,7 +716,8 @@ def ensure_bridge(name: str, cidr: IPv4Interface) -> bool:
                 netlink.request(sock, [link_add(name, "bridge")])
                 created = True
                 idx = _lookup(name)
-            assert idx is not None
+                if idx is None:  # deleted by someone else right after its creation
+                    raise NetlinkError(errno.ENODEV)
             have = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in _addresses(sock, socket.AF_INET, idx)}
             requests = []
             if (str(cidr.ip), cidr.network.prefixlen) not in have:

@@ -210,6 +210,58 @@ def test_ipam_a_lease_left_marked_active_by_an_older_pyl_blocks_nothing(tmp_path
     assert "active" not in json.loads(path.read_text())["c0"]
 
 
+_NOT_A_LEASE = st.one_of(
+    st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=2),
+    st.fixed_dictionaries({}, optional={"address": st.one_of(st.none(), st.integers(), st.text(max_size=12)),
+                                        "mac": st.text(max_size=4)}))
+
+
+@given(entry=_NOT_A_LEASE)
+def test_ipam_a_mangled_lease_is_refused_with_the_file_and_entry_named(tmp_path_factory, entry) -> None:
+    # A lease file edited by hand: refused in one line that names the file and the entry,
+    # never a KeyError or TypeError, and the file is left as found.
+    import json
+    from lxctools.errors import PylError
+    lxcpath = tmp_path_factory.mktemp("lp")
+    cidr = "10.9.2.1/24"
+    path = ipam.lease_path(lxcpath, IPv4Interface(cidr))
+    path.parent.mkdir(parents=True)
+    text = json.dumps({"good": {"address": "10.9.2.200"}, "bad": entry})
+    path.write_text(text)
+    if isinstance(entry, dict) and isinstance(entry.get("address"), str) and ipam._is_ipv4(entry["address"]):
+        return  # hypothesis made a valid lease
+    for call in (lambda: ipam.allocate(lxcpath, cidr, "new"), lambda: ipam.leases(lxcpath, cidr)):
+        with pytest.raises(PylError, match=r"corrupt lease file \(the lease of 'bad' has no IPv4") as err:
+            call()
+        assert str(path) in str(err.value) and err.value.hint
+    assert path.read_text() == text
+
+
+@pytest.mark.parametrize("table, problem", [
+    ([], "not a JSON object"),
+    ({"10.9.3.200": "/srv/a"}, "owner of 10.9.3.200 is not"),
+    ({"10.9.3.200": ["/srv/a"]}, "owner of 10.9.3.200 is not"),
+    ({"not-an-ip": ["/srv/a", "c"]}, "'not-an-ip' is not an IPv4 address"),
+])
+def test_ipam_a_mangled_host_table_is_refused_and_a_stop_still_goes_on(tmp_path, table, problem) -> None:
+    import json
+    from lxctools.errors import PylError
+    from lxctools.runtime import net
+    cidr = "10.9.3.1/24"
+    path = ipam.host_table_path(IPv4Interface(cidr))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(table))
+    try:
+        with pytest.raises(PylError, match=f"{path}: corrupt lease file .*{problem}"):
+            ipam.allocate(tmp_path, cidr, "c")
+        # a stop's teardown names the problem among its failures instead of dying on it
+        state = net.HostNetState(pid=1, leases=[net.LeaseState(str(tmp_path), cidr, "c")])
+        [failure] = net._release_leases(state)
+        assert failure.startswith(f"releasing lease of c: {path}: corrupt lease file (")
+    finally:
+        path.unlink()
+
+
 def test_ipam_exhaustion(tmp_path) -> None:
     from lxctools.errors import PylError
     got = {ipam.allocate(tmp_path, "10.9.0.1/29", f"c{i}") for i in range(3)}  # pool .4-.6

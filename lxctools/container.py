@@ -865,6 +865,26 @@ def live_info(layout: Layout, names: list[str] | None, *, stats: bool = True,
     return reply["containers"] if reply is not None else None
 
 
+def orphan_netinfo(rs: RunState, what: str = "interfaces") -> list[dict] | dict[str, list[str]] | None:
+    """netinfo.interfaces (or, WHAT "addresses", netinfo.addresses) of a running container no
+    supervisor serves (it died; the next one to start adopts the container), read here through
+    a netlink socket made in the container's network namespace, as the supervisor does; None if
+    that cannot be done (not root, the container just stopped). What pyl-info and pyl-ls show
+    for it, instead of no addresses at all."""
+    from lxctools.runtime import netinfo
+    if not rs.pid:
+        return None
+    try:
+        sock = netinfo.open_socket_in(rs.pid)
+    except (OSError, PylError):
+        return None
+    with sock:
+        try:
+            return netinfo.addresses(sock) if what == "addresses" else netinfo.interfaces(sock)
+        except (OSError, PylError):
+            return None
+
+
 def cgroup_pids_of(layout: Layout, running: list[tuple[str, RunState | None]]) -> dict[str, list[int]]:
     """The PIDs in the cgroup and sub-cgroups of each running container (name, RunState) of
     RUNNING; [] for one that stopped meanwhile. Asked of the supervisor, which has the cgroup

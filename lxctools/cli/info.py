@@ -58,6 +58,9 @@ def gather(container, want_stats: bool, want_ips: bool) -> dict:
         from dataclasses import asdict
         stats = asdict(local) if local is not None else None
         interfaces = None
+        if want_ips or want_stats:
+            from lxctools.container import orphan_netinfo
+            interfaces = orphan_netinfo(rs)
     info["ips"] = []
     info["links"] = []
     for iface in interfaces or []:

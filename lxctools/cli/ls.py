@@ -175,8 +175,15 @@ def _fill_runtime(rows: list[dict], layout, net: str | bool, stats: bool) -> Non
         if usage.get("cpu_ns") is not None:
             row["CPU"] = f"{usage['cpu_ns'] / 1e9:.2f}s"
             row["_cpu"] = usage["cpu_ns"]
-        if not net or entry is None:
+        if not net:
             continue
+        if entry is None:  # orphaned: ask its network namespace from here
+            from lxctools.container import orphan_netinfo
+            what = "addresses" if net == "addresses" else "interfaces"
+            found = orphan_netinfo(rs, what)
+            if found is None:
+                continue
+            entry = {what: found}
         if "addresses" in entry:
             v4, v6 = entry["addresses"]["ipv4"], entry["addresses"]["ipv6"]
         elif "interfaces" in entry:

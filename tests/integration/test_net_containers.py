@@ -81,6 +81,16 @@ def test_same_address_after_restart_and_supervisor_kill(pyl):
     links_running = host_links()
     subprocess.run(["pkill", "-9", "-f", f"lxctools.monitor.daemon {pyl.lxcpath}"], check=False)
     time.sleep(0.3)
+    # orphaned, it still shows its address: pyl-ls and pyl-info read its namespace themselves,
+    # and none of them starts a supervisor to ask
+    rows = {r["name"]: r for r in json.loads(pyl.ok("ls", "--fancy", "--json").stdout)}
+    assert rows["n1"]["state"] == "RUNNING" and rows["n1"]["ipv4"] == [first], rows
+    assert "eth0" in rows["n1"]["interface"]
+    assert pyl.ok("ls", "-F", "name,ipv4").stdout.split()[-2:] == ["n1", first]
+    assert addr(pyl, "n1") == first
+    info = json.loads(pyl.ok("info", "-n", "n1", "--json").stdout)
+    assert [link["link"] for link in info["links"]] == [n for n in links_running if n.startswith("pyln1")]
+    assert pyl.supervisor_pids() == []
     pyl.ok("stop", "-n", "n1", "-k")       # a new supervisor adopts it and tears it down
     veths = {n for n in links_running if n.startswith("pyln1")}
     assert veths and wait_gone(veths) == set()  # the veth went away

@@ -841,14 +841,14 @@ def default_bridge(action: str, rundir: Path, *, config_file: str | None = None,
     """pyl-net: start, stop or report pyl's default bridge (pylbr0, NAT, dnsmasq)."""
     from pathlib import Path
     from lxctools.runtime import bridge
+    if config_file and not os.path.isfile(config_file):
+        # load_config takes a missing default file for the defaults; a file asked for is not
+        raise NotFoundError(f"settings file '{config_file}' does not exist")
     if action == "start":
-        if config_file and not os.path.isfile(config_file):
-            # load_config takes a missing default file for the defaults; a file asked for is not
-            raise NotFoundError(f"settings file '{config_file}' does not exist")
-        cfg = bridge.load_config(Path(config_file)) if config_file else bridge.load_config()
-        return bridge.start(rundir, cfg)
+        return bridge.start(rundir, bridge.load_config(Path(config_file)) if config_file else bridge.load_config())
     if action == "stop":
-        bridge.stop(rundir, force=force)
+        # the settings matter only when the run's own record is gone (bridge.stop's leftovers)
+        bridge.stop(rundir, force=force, cfg=bridge.load_config(Path(config_file)) if config_file else None)
         return {}
     return bridge.status(rundir)
 

@@ -8,7 +8,9 @@ table 'ip pyl', and a dnsmasq bound to the bridge alone (DHCP from the lower hal
 ipv4.address = auto hands out the upper half).
 
   pyl-net start            bring it up (a no-op if it is up)
-  pyl-net stop [--force]   take it down; refuses while containers are attached unless --force
+  pyl-net stop [--force]   take it down; refuses while containers are attached unless --force;
+                           with its record in the run dir wiped, names what is left of the run
+                           (bridge, NAT table, dnsmasq) and removes it with --force
   pyl-net status [--json]  what is running, attached ports, DHCP leases
 
 Settings: /etc/default/pyl-net (PYL_BRIDGE=, PYL_ADDR=, PYL_DHCP=, PYL_DNS=, PYL_NAT=,

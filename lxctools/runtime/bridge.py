@@ -133,6 +133,7 @@ def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
             _nft(_nat_ruleset(cfg))
             done["nft"] = True
         if cfg.dhcp or cfg.dns:
+            _stop_dnsmasq(rundir, cfg.name)  # one of a run whose record was wiped holds the bridge's ports
             _start_dnsmasq(rundir, cfg)
             done["dnsmasq"] = True
     except BaseException:
@@ -143,12 +144,15 @@ def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
     os.replace(tmp, marker)
 
 
-def stop(rundir: Path, *, force: bool = False) -> None:
-    """Undo start: dnsmasq, NAT table, the bridge (if start created it). Refuses while ports are attached."""
+def stop(rundir: Path, *, force: bool = False, cfg: BridgeConfig | None = None) -> None:
+    """Undo start: dnsmasq, NAT table, the bridge (if start created it). Refuses while ports are
+    attached. With RUNDIR's record gone (a run dir wiped by hand) what the settings CFG (default:
+    the settings file) describe and is still there is reported, and removed with FORCE."""
     rundir = Path(rundir)
     marker = rundir / "network_up"
     if not marker.exists():
-        raise WrongStateError("pyl-net is not running")
+        _stop_leftovers(rundir, (cfg or load_config()).validate(), force=force)
+        return
     with _service_lock(rundir):
         try:
             done = json.loads(marker.read_text())
@@ -161,6 +165,27 @@ def stop(rundir: Path, *, force: bool = False) -> None:
                                   hint="stop the containers using it first (or use --force)")
         _undo(rundir, done)
         marker.unlink(missing_ok=True)
+
+
+def _stop_leftovers(rundir: Path, cfg: BridgeConfig, *, force: bool) -> None:
+    """stop without a record of what start did: find a run's pieces by what they are (the
+    bridge by name, the NAT table by name, dnsmasq by the command line pyl gives it)."""
+    dnsmasq = _dnsmasq_serving(cfg.name)
+    nft = _nft_table_exists(cfg.nft_table)
+    bridge = os.path.isdir(f"/sys/class/net/{cfg.name}")
+    left = [what for what, there in ((f"bridge {cfg.name}", bridge), (f"nftables table ip {cfg.nft_table}", nft),
+                                     (f"dnsmasq {', '.join(map(str, dnsmasq))}", dnsmasq)) if there]
+    if not left:
+        raise WrongStateError("pyl-net is not running")
+    if not force:
+        raise WrongStateError(f"no record of a start in {rundir}, but {', '.join(left)} "
+                              "of an earlier run is still there",
+                              hint="pyl-net stop --force removes them (the bridge too: whether pyl made it is not known)")
+    rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with _service_lock(rundir):
+        if (rundir / "network_up").exists():  # a start came first: stop that run instead
+            raise WrongStateError("pyl-net was started meanwhile", hint="run pyl-net stop again")
+        _undo(rundir, {"config": asdict(cfg), "dnsmasq": bool(dnsmasq), "nft": nft, "created_bridge": bridge})
 
 
 def status(rundir: Path) -> dict[str, Any]:
@@ -274,30 +299,66 @@ def _start_dnsmasq(rundir: Path, cfg: BridgeConfig) -> None:
 def _dnsmasq_pid(rundir: Path) -> int | None:
     try:
         pid = int((rundir / "dnsmasq.pid").read_text().strip())
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return None
-    return pid if comm == "dnsmasq" else None  # a recycled PID is not ours to kill
+    return pid if _is_dnsmasq(pid) else None  # a recycled PID is not ours to kill
 
 
-def _stop_dnsmasq(rundir: Path) -> None:
+def _dnsmasq_serving(bridge: str) -> list[int]:
+    """The dnsmasq processes started by pyl-net for BRIDGE, known by their command line (the
+    empty --conf-file= and --interface=BRIDGE): lxc-net's and the host's own are not."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv and os.path.basename(argv[0]) == b"dnsmasq" and b"--conf-file=" in argv
+                and f"--interface={bridge}".encode() in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def _nft_table_exists(table: str) -> bool:
+    if not os.path.exists(NFT):
+        return False
+    proc = subprocess.run([NFT, "list", "table", "ip", table], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def _stop_dnsmasq(rundir: Path, bridge: str) -> None:
+    """The recorded dnsmasq, and any other pyl-net started for BRIDGE (its pid file went with a
+    wiped run dir): one left bound to the bridge would keep a new one from binding it."""
+    pids = set(_dnsmasq_serving(bridge))
     pid = _dnsmasq_pid(rundir)
     if pid is not None:
+        pids.add(pid)
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-        for _ in range(100):
-            if _dnsmasq_pid(rundir) is None:
-                break
-            time.sleep(0.02)
+    for _ in range(100):
+        if not any(_is_dnsmasq(pid) for pid in pids):
+            break
+        time.sleep(0.02)
     (rundir / "dnsmasq.pid").unlink(missing_ok=True)
+
+
+def _is_dnsmasq(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 def _undo(rundir: Path, done: dict[str, Any]) -> None:
     cfg = BridgeConfig(**done["config"])
     if done.get("dnsmasq"):
-        _stop_dnsmasq(rundir)
+        _stop_dnsmasq(rundir, cfg.name)
     if done.get("nft"):
         _nft(f"add table ip {cfg.nft_table}\ndelete table ip {cfg.nft_table}\n")
     # ip_forward is left on when it was off before only if another pyl bridge may need it; we

@@ -96,3 +96,42 @@ def test_pyl_net_refuses_a_settings_file_that_is_not_there(pyl) -> None:
     r = pyl("net", "start", "--config", "/nonexistent/pyl-net")
     assert r.returncode == 66 and "settings file '/nonexistent/pyl-net' does not exist" in r.stderr
     assert json.loads(pyl("net", "status", "--json").stdout)["running"] is False  # (exit 1: down)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root")
+@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
+@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tmp_path) -> None:
+    # The run dir's record went (rm -rf by hand, a tmpfiles clean-up) while the bridge, its NAT
+    # table and its dnsmasq stayed: a new start must not fail on the old dnsmasq holding the
+    # bridge's DHCP and DNS ports, and stop finds the pieces by what they are.
+    import shutil
+    tag = uid()
+    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.10.1/24", nft_table=f"pyltest{tag}")
+    rundir = tmp_path / "run"
+    try:
+        old = bridge.start(rundir, cfg)["dnsmasq_pid"]
+        shutil.rmtree(rundir)
+        assert bridge._dnsmasq_serving(cfg.name) == [old]
+        new = bridge.start(rundir, cfg)
+        assert new["dnsmasq_pid"] and new["dnsmasq_pid"] != old and not bridge._is_dnsmasq(old)
+        assert bridge._dnsmasq_serving(cfg.name) == [new["dnsmasq_pid"]]
+
+        shutil.rmtree(rundir)
+        with pytest.raises(WrongStateError, match=f"no record of a start in {rundir}, but bridge pyltb{tag}, "
+                                                  f"nftables table ip pyltest{tag}, dnsmasq {new['dnsmasq_pid']} "
+                                                  "of an earlier run") as err:
+            bridge.stop(rundir, cfg=cfg)
+        assert "--force" in err.value.hint
+        bridge.stop(rundir, cfg=cfg, force=True)
+        assert net.host_link_stats(cfg.name) is None
+        assert f"pyltest{tag}" not in _nft_tables()
+        assert bridge._dnsmasq_serving(cfg.name) == []
+        with pytest.raises(WrongStateError, match="^pyl-net is not running$"):
+            bridge.stop(rundir, cfg=cfg, force=True)
+    finally:
+        for pid in bridge._dnsmasq_serving(cfg.name):
+            os.kill(pid, 9)
+        subprocess.run([bridge.NFT, "delete", "table", "ip", f"pyltest{tag}"], capture_output=True)
+        if net.host_link_stats(cfg.name) is not None:
+            net.delete_link(cfg.name)

@@ -59,6 +59,12 @@ if _json is not None:
             value, end = _scan(text, start)
         except StopIteration as stop:
             raise ValueError(f"malformed JSON at character {stop.value}") from None
+        except SystemError:
+            # An error inside an array or object is raised as json.decoder.JSONDecodeError,
+            # which _json takes from sys.modules without importing it: with json not loaded it
+            # fails with a SystemError instead. Only then, json itself says what is wrong.
+            import json
+            return json.loads(text)
         if text[end:].strip(" \t\n\r"):
             raise ValueError(f"extra data after JSON at character {end}")
         return value

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from lxctools.locking import is_locked
-from lxctools.state import State, read_json
+from lxctools.state import State, read_state_record
 
 if TYPE_CHECKING:
     from lxctools.paths import Layout
@@ -54,7 +54,7 @@ def process_starttime(pid: int, *, allow_zombie: bool = False) -> int | None:
 
 
 def read_runstate(layout: Layout, name: str) -> RunState:
-    record = read_json(layout.state_path(name))
+    record = read_state_record(layout.state_path(name))
     if record is None:
         return STOPPED
     state = State(record.get("state", "STOPPED"))

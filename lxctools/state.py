@@ -124,3 +124,18 @@ def read_json(path: str | Path) -> Any | None:
             return cjson.loads(f.read())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def read_state_record(path: str | Path) -> dict | None:
+    """A running container's state file (the supervisor's record), or None if there is none or
+    it is no record: unreadable JSON, or the wrong shape (edited by hand). Every reader of the
+    file takes it from here, so a mangled one is "no record" to all of them, never a crash."""
+    record = read_json(path)
+    if not isinstance(record, dict):
+        return None
+    pid, start, state = record.get("pid"), record.get("starttime"), record.get("state", "STOPPED")
+    if not (isinstance(pid, int) and pid >= 0 and (start is None or isinstance(start, int))
+            and state in State._members and isinstance(record.get("values", {}), dict)):
+        return None
+    return record
+

@@ -16,7 +16,7 @@ from lxctools.log import log
 from lxctools.monitor.records import (
     Client, NullClient, PendingNetRelease, Supervised, deadline_after, signal_number,
 )
-from lxctools.state import State, read_json
+from lxctools.state import State, read_state_record
 
 # How long a stopped container's veth gets to go with its network namespace before the
 # supervisor deletes it itself (something else keeps the namespace: a bind mount, a process
@@ -32,10 +32,12 @@ class LifecycleOps:
         from lxctools.runstate import process_starttime
         for path in state_dir.glob("*.json"):
             name = path.stem
-            record = read_json(path)
+            record = read_state_record(path)
             lock_fd = try_flock(self.layout.running_lock_path(name))
             if lock_fd is None or record is None:
                 if lock_fd is not None:
+                    log.error("monitor", f"{name}: {path} is no state record (unreadable, or edited "
+                                         "into another shape): not adopted, the container counts as stopped")
                     os.close(lock_fd)
                 continue
             pid, start = record.get("pid"), record.get("starttime")

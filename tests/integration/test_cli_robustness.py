@@ -261,6 +261,33 @@ def test_console_of_a_container_adopted_after_its_supervisor_died_says_why_it_ha
     assert r.returncode == 67 and "lost" in r.stderr and "lxc.tty.max" not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize("mangled", ['[1, 2]', '{"pid": 1, "state": "BOGUS"}', '{"pid": "1"}', "{"])
+def test_a_state_file_edited_into_another_shape_is_no_crash_for_a_reader_or_an_adopting_supervisor(running, mangled):
+    from lxctools.paths import Layout
+    path = Layout(running.lxcpath, running.rundir).state_path("c1")
+    for pid in running.supervisor_pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    with open(path) as f:
+        record = f.read()
+    with open(path, "w") as f:
+        f.write(mangled)
+    try:
+        r = running("info", "-n", "c1", "-s", "-H")
+        assert r.returncode == 0 and r.stdout == "STOPPED\n" and r.stderr == "", r.stderr
+        # a new supervisor (for c2's start) leaves c1 alone, and starts and serves
+        make(running, "c2")
+        running.ok("start", "-n", "c2")
+        assert running.ok("info", "-n", "c2", "-s", "-H").stdout == "RUNNING\n"
+        running.ok("stop", "-n", "c2", "-k")
+    finally:
+        for pid in running.supervisor_pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        with open(path, "w") as f:  # the record back: the fixture's stop adopts c1 and stops it
+            f.write(record)
+
+
 @pytest.mark.parametrize("key", ["cgroup.procs", "cgroup.threads"])
 def test_pyl_cgroup_never_moves_a_host_process_into_the_container(running, key):
     # A throwaway host process: moved in, the container's stop would SIGKILL it (pid 1 too).

@@ -71,3 +71,47 @@ def test_does_not_import_tempfile(tmp_path):
                          check=True, cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
     assert read_json(tmp_path / "x.json") == {"a": 1}
+
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=8)
+_RECORDISH = st.fixed_dictionaries({}, optional={
+    "pid": st.one_of(st.integers(-2, 1 << 22), st.text(max_size=3), st.none()),
+    "starttime": st.one_of(st.integers(0, 1 << 40), st.text(max_size=3), st.none()),
+    "state": st.one_of(st.sampled_from(["RUNNING", "FROZEN", "STOPPED", "BOGUS", "running"]), st.integers()),
+    "values": st.one_of(st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2), st.lists(st.integers())),
+})
+
+
+@given(document=st.one_of(_JSON, _RECORDISH))
+def test_a_state_file_of_any_shape_is_a_record_or_none_never_a_crash(tmp_path_factory, document):
+    # The state file is the supervisor's, written whole; one edited by hand into another shape
+    # must be "no record" to pyl-info and to the supervisor that adopts, never a traceback.
+    import json
+    from lxctools.runstate import read_runstate
+    from lxctools.paths import Layout
+    from lxctools.state import State, read_state_record
+    root = tmp_path_factory.mktemp("lp")
+    layout = Layout(root / "lxc", root / "run")
+    path = Path(layout.state_path("c1"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+    record = read_state_record(path)
+    if record is not None:
+        assert isinstance(record["pid"], int) and State(record.get("state", "STOPPED"))
+    assert read_runstate(layout, "c1").state in set(State)
+
+
+def test_a_state_record_as_the_supervisor_writes_it_is_read(tmp_path):
+    from lxctools.state import read_state_record
+    path = tmp_path / "c1.json"
+    write_json_atomic(path, {"pid": 4242, "starttime": 123, "state": "RUNNING", "values": {"lxc.uts.name": "c1"}})
+    assert read_state_record(path)["pid"] == 4242
+    for broken in ('{"pid": "4242", "starttime": 1}', '{"pid": 1, "state": "BOGUS"}', "[1, 2]", "{", '"x"'):
+        path.write_text(broken)
+        assert read_state_record(path) is None, broken

@@ -7,7 +7,8 @@ HELP = """Start, stop or show pyl's default bridge: pylbr0 on 10.0.7.1/24 (lxc-n
 table 'ip pyl', and a dnsmasq bound to the bridge alone (DHCP from the lower half of the subnet;
 ipv4.address = auto hands out the upper half).
 
-  pyl-net start            bring it up (a no-op if it is up)
+  pyl-net start            bring it up (a no-op if it is up; a bridge deleted or a dnsmasq
+                           that died under it is brought back, the ports left as they are)
   pyl-net stop [--force]   take it down; refuses while containers are attached unless --force;
                            with its record in the run dir wiped, names what is left of the run
                            (bridge, NAT table, dnsmasq) and removes it with --force

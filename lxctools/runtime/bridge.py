@@ -105,10 +105,22 @@ def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:
     marker = rundir / "network_up"
     rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
     with _service_lock(rundir):
+        previous = None
         if marker.exists():
-            return status(rundir)
-        _start_locked(rundir, cfg, marker)
+            previous = json.loads(marker.read_text())
+            if _still_up(rundir, previous):
+                return status(rundir)
+            # Recorded as up, but its bridge was deleted or its dnsmasq died (by hand, or by a
+            # pyl-net of another run dir): brought up again over what is left (the bridge and
+            # the ports on it stay), or every container on the bridge would fail to start
+            # until someone ran pyl-net stop.
+        _start_locked(rundir, cfg, marker, previous)
     return status(rundir)
+
+
+def _still_up(rundir: Path, done: dict[str, Any]) -> bool:
+    name = done["config"]["name"]
+    return os.path.isdir(f"/sys/class/net/{name}") and (not done.get("dnsmasq") or _dnsmasq_pid(rundir) is not None)
 
 
 @contextlib.contextmanager
@@ -122,7 +134,9 @@ def _service_lock(rundir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
+def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path, previous: dict[str, Any] | None) -> None:
+    """Start the service; over PREVIOUS, the record of a run that is no longer whole, only what
+    is missing is made again (each step is idempotent), and that record's claims are kept."""
     done: dict[str, Any] = {"config": asdict(cfg), "created_bridge": False, "nft": False,
                             "ip_forward_was": None, "dnsmasq": False}
     try:
@@ -137,8 +151,12 @@ def _start_locked(rundir: Path, cfg: BridgeConfig, marker: Path) -> None:
             _start_dnsmasq(rundir, cfg)
             done["dnsmasq"] = True
     except BaseException:
-        _undo(rundir, done)
+        _undo(rundir, done)  # what this attempt made, never the previous run's bridge
         raise
+    if previous:
+        done["created_bridge"] = done["created_bridge"] or bool(previous.get("created_bridge"))
+        if previous.get("ip_forward_was") is not None:
+            done["ip_forward_was"] = previous["ip_forward_was"]
     tmp = rundir / ".network_up.tmp"
     tmp.write_text(json.dumps(done, indent=1) + "\n")
     os.replace(tmp, marker)
@@ -349,10 +367,13 @@ def _stop_dnsmasq(rundir: Path, bridge: str) -> None:
 
 
 def _is_dnsmasq(pid: int) -> bool:
+    """PID is a live dnsmasq (a zombie is not: one just killed may wait a moment for its reaper)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "dnsmasq"
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
     except (FileNotFoundError, ProcessLookupError):
         return False
+    comm, _, rest = stat.partition(b" (")[2].rpartition(b") ")
+    return comm == b"dnsmasq" and not rest.startswith(b"Z")
 
 
 def _undo(rundir: Path, done: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
         state = None
         pid = info["dnsmasq_pid"]
         bridge.stop(rundir)
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/comm").read().strip() != "dnsmasq"
+        assert not bridge._is_dnsmasq(pid)  # gone, or a zombie its reaper has yet to collect
         assert net.host_link_stats(cfg.name) is None
         assert f"pyltest{tag}" not in _nft_tables()
         assert bridge.status(rundir) == {"running": False}
@@ -135,3 +136,35 @@ def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tm
         subprocess.run([bridge.NFT, "delete", "table", "ip", f"pyltest{tag}"], capture_output=True)
         if net.host_link_stats(cfg.name) is not None:
             net.delete_link(cfg.name)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root")
+@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
+@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+def test_a_service_recorded_up_whose_bridge_or_dnsmasq_went_is_brought_up_again(no_link_leaks, tmp_path) -> None:
+    # A container's start calls start when its bridge is missing: with the service recorded
+    # as up that was a no-op, and every start failed on "bridge does not exist".
+    tag = uid()
+    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.11.1/24", nft_table=f"pyltest{tag}")
+    rundir = tmp_path / "run"
+    try:
+        first = bridge.start(rundir, cfg)
+        net.delete_link(cfg.name)  # dnsmasq is left bound to a bridge that is gone
+        again = bridge.start(rundir, cfg)
+        assert again["bridge_present"] and again["dnsmasq_pid"] and again["dnsmasq_pid"] != first["dnsmasq_pid"]
+        assert bridge._dnsmasq_serving(cfg.name) == [again["dnsmasq_pid"]]
+        assert json.loads((rundir / "network_up").read_text())["created_bridge"] is True
+        os.kill(again["dnsmasq_pid"], 9)
+        for _ in range(200):  # SIGKILL is sent, not yet carried out
+            if not bridge._is_dnsmasq(again["dnsmasq_pid"]):
+                break
+            time.sleep(0.01)
+        third = bridge.start(rundir, cfg)
+        assert third["dnsmasq_pid"] and third["dnsmasq_pid"] != again["dnsmasq_pid"]
+        assert bridge.start(rundir, cfg)["dnsmasq_pid"] == third["dnsmasq_pid"]  # whole: a no-op
+        bridge.stop(rundir)
+        assert net.host_link_stats(cfg.name) is None and bridge._dnsmasq_serving(cfg.name) == []
+        assert f"pyltest{tag}" not in _nft_tables()
+    finally:
+        if (rundir / "network_up").exists():
+            bridge.stop(rundir, force=True)

@@ -114,6 +114,10 @@ def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:
             # pyl-net of another run dir): brought up again over what is left (the bridge and
             # the ports on it stay), or every container on the bridge would fail to start
             # until someone ran pyl-net stop.
+        elsewhere = _dnsmasq_serving(cfg.name, rundir)[1]
+        if elsewhere is not None:  # checked before anything is made: its undo would take theirs
+            raise WrongStateError(f"{cfg.name} is served by the pyl-net of run dir {elsewhere}",
+                                  hint="use that run dir (PYL_RUNDIR), or stop pyl-net there first")
         _start_locked(rundir, cfg, marker, previous)
     return status(rundir)
 
@@ -188,7 +192,10 @@ def stop(rundir: Path, *, force: bool = False, cfg: BridgeConfig | None = None) 
 def _stop_leftovers(rundir: Path, cfg: BridgeConfig, *, force: bool) -> None:
     """stop without a record of what start did: find a run's pieces by what they are (the
     bridge by name, the NAT table by name, dnsmasq by the command line pyl gives it)."""
-    dnsmasq = _dnsmasq_serving(cfg.name)
+    dnsmasq, elsewhere = _dnsmasq_serving(cfg.name, rundir)
+    if elsewhere is not None:
+        raise WrongStateError(f"pyl-net is not running here ({rundir}): {cfg.name} is served by the "
+                              f"pyl-net of run dir {elsewhere}", hint="stop it with PYL_RUNDIR set to that run dir's parent")
     nft = _nft_table_exists(cfg.nft_table)
     bridge = os.path.isdir(f"/sys/class/net/{cfg.name}")
     left = [what for what, there in ((f"bridge {cfg.name}", bridge), (f"nftables table ip {cfg.nft_table}", nft),
@@ -322,10 +329,13 @@ def _dnsmasq_pid(rundir: Path) -> int | None:
     return pid if _is_dnsmasq(pid) else None  # a recycled PID is not ours to kill
 
 
-def _dnsmasq_serving(bridge: str) -> list[int]:
-    """The dnsmasq processes started by pyl-net for BRIDGE, known by their command line (the
-    empty --conf-file= and --interface=BRIDGE): lxc-net's and the host's own are not."""
-    found = []
+def _dnsmasq_serving(bridge: str, rundir: Path) -> tuple[list[int], Path | None]:
+    """The dnsmasq processes pyl-net started for BRIDGE that are RUNDIR's or nobody's (their
+    run dir has no record of a start: wiped), and the run dir of another pyl-net that serves
+    the bridge right now (a second PYL_RUNDIR), if one does. Known by the command line pyl-net
+    gives them (the empty --conf-file=, --interface=BRIDGE, --pid-file=RUNDIR/dnsmasq.pid):
+    lxc-net's and the host's own are not."""
+    ours, elsewhere = [], None
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -334,10 +344,16 @@ def _dnsmasq_serving(bridge: str) -> list[int]:
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if (argv and os.path.basename(argv[0]) == b"dnsmasq" and b"--conf-file=" in argv
+        if not (argv and os.path.basename(argv[0]) == b"dnsmasq" and b"--conf-file=" in argv
                 and f"--interface={bridge}".encode() in argv):
-            found.append(int(entry.name))
-    return found
+            continue
+        pidfile = next((a[len(b"--pid-file="):] for a in argv if a.startswith(b"--pid-file=")), b"")
+        where = Path(os.path.abspath(os.fsdecode(pidfile))).parent
+        if where != Path(os.path.abspath(rundir)) and (where / "network_up").exists():
+            elsewhere = where
+        else:
+            ours.append(int(entry.name))
+    return ours, elsewhere
 
 
 def _nft_table_exists(table: str) -> bool:
@@ -350,7 +366,7 @@ def _nft_table_exists(table: str) -> bool:
 def _stop_dnsmasq(rundir: Path, bridge: str) -> None:
     """The recorded dnsmasq, and any other pyl-net started for BRIDGE (its pid file went with a
     wiped run dir): one left bound to the bridge would keep a new one from binding it."""
-    pids = set(_dnsmasq_serving(bridge))
+    pids = set(_dnsmasq_serving(bridge, rundir)[0])
     pid = _dnsmasq_pid(rundir)
     if pid is not None:
         pids.add(pid)

@@ -113,10 +113,10 @@ def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tm
     try:
         old = bridge.start(rundir, cfg)["dnsmasq_pid"]
         shutil.rmtree(rundir)
-        assert bridge._dnsmasq_serving(cfg.name) == [old]
+        assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == [old]
         new = bridge.start(rundir, cfg)
         assert new["dnsmasq_pid"] and new["dnsmasq_pid"] != old and not bridge._is_dnsmasq(old)
-        assert bridge._dnsmasq_serving(cfg.name) == [new["dnsmasq_pid"]]
+        assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == [new["dnsmasq_pid"]]
 
         shutil.rmtree(rundir)
         with pytest.raises(WrongStateError, match=f"no record of a start in {rundir}, but bridge pyltb{tag}, "
@@ -127,11 +127,11 @@ def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tm
         bridge.stop(rundir, cfg=cfg, force=True)
         assert net.host_link_stats(cfg.name) is None
         assert f"pyltest{tag}" not in _nft_tables()
-        assert bridge._dnsmasq_serving(cfg.name) == []
+        assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == []
         with pytest.raises(WrongStateError, match="^pyl-net is not running$"):
             bridge.stop(rundir, cfg=cfg, force=True)
     finally:
-        for pid in bridge._dnsmasq_serving(cfg.name):
+        for pid in bridge._dnsmasq_serving(cfg.name, rundir)[0]:
             os.kill(pid, 9)
         subprocess.run([bridge.NFT, "delete", "table", "ip", f"pyltest{tag}"], capture_output=True)
         if net.host_link_stats(cfg.name) is not None:
@@ -152,7 +152,7 @@ def test_a_service_recorded_up_whose_bridge_or_dnsmasq_went_is_brought_up_again(
         net.delete_link(cfg.name)  # dnsmasq is left bound to a bridge that is gone
         again = bridge.start(rundir, cfg)
         assert again["bridge_present"] and again["dnsmasq_pid"] and again["dnsmasq_pid"] != first["dnsmasq_pid"]
-        assert bridge._dnsmasq_serving(cfg.name) == [again["dnsmasq_pid"]]
+        assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == [again["dnsmasq_pid"]]
         assert json.loads((rundir / "network_up").read_text())["created_bridge"] is True
         os.kill(again["dnsmasq_pid"], 9)
         for _ in range(200):  # SIGKILL is sent, not yet carried out
@@ -163,8 +163,35 @@ def test_a_service_recorded_up_whose_bridge_or_dnsmasq_went_is_brought_up_again(
         assert third["dnsmasq_pid"] and third["dnsmasq_pid"] != again["dnsmasq_pid"]
         assert bridge.start(rundir, cfg)["dnsmasq_pid"] == third["dnsmasq_pid"]  # whole: a no-op
         bridge.stop(rundir)
-        assert net.host_link_stats(cfg.name) is None and bridge._dnsmasq_serving(cfg.name) == []
+        assert net.host_link_stats(cfg.name) is None and bridge._dnsmasq_serving(cfg.name, rundir)[0] == []
         assert f"pyltest{tag}" not in _nft_tables()
     finally:
         if (rundir / "network_up").exists():
             bridge.stop(rundir, force=True)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root")
+@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
+@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+def test_a_second_run_dir_leaves_the_service_of_the_first_alone(no_link_leaks, tmp_path) -> None:
+    # Two PYL_RUNDIRs, one bridge: what the second finds is the first's live service, not
+    # leftovers of a wiped run; neither its start nor its stop --force may take it apart.
+    tag = uid()
+    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.12.1/24", nft_table=f"pyltest{tag}")
+    first, second = tmp_path / "one", tmp_path / "two"
+    try:
+        pid = bridge.start(first, cfg)["dnsmasq_pid"]
+        net.delete_link(cfg.name)  # so the second's start has something to do
+        with pytest.raises(WrongStateError, match=f"served by the pyl-net of run dir {first}"):
+            bridge.start(second, cfg)
+        with pytest.raises(WrongStateError, match=f"not running here .*served by the pyl-net of run dir {first}"):
+            bridge.stop(second, cfg=cfg, force=True)
+        assert bridge._is_dnsmasq(pid) and f"pyltest{tag}" in _nft_tables()
+        assert not (second / "network_up").exists()
+        assert bridge.start(first, cfg)["bridge_present"]  # the first brings its bridge back
+        bridge.stop(first)
+        assert net.host_link_stats(cfg.name) is None and f"pyltest{tag}" not in _nft_tables()
+    finally:
+        for where in (first, second):
+            if (where / "network_up").exists():
+                bridge.stop(where, force=True)

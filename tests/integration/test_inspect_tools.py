@@ -191,6 +191,14 @@ def test_ps_asks_once_for_every_running_container(ct, tmp_path):
             "batched = cgroup_pids_of(layout, running)\n"
             "count = len(sent)\n"
             "single = {n: cgroup_pids_of(layout, [(n, rs)])[n] for n, rs in running}\n"
+            # c2 has just started: its init may still be spawning its inittab's processes
+            # between the two answers; they must agree once its process set holds still
+            "import time\n"
+            "for _ in range(50):\n"
+            "    if batched == single: break\n"
+            "    time.sleep(0.05)\n"
+            "    batched = cgroup_pids_of(layout, running)\n"
+            "    single = {n: cgroup_pids_of(layout, [(n, rs)])[n] for n, rs in running}\n"
             "print(repr((count, batched, single)), file=sys.stderr)\n"
         ))
         assert requests == 1

@@ -64,7 +64,13 @@ if _json is not None:
             # which _json takes from sys.modules without importing it: with json not loaded it
             # fails with a SystemError instead. Only then, json itself says what is wrong.
             import json
-            return json.loads(text)
+            try:
+                return json.loads(text)
+            except RecursionError:
+                raise ValueError("JSON nested too deeply") from None
+        except RecursionError:
+            # The scanner recurses per level: "[[[[..." from a mangled file is no document of ours.
+            raise ValueError("JSON nested too deeply") from None
         if text[end:].strip(" \t\n\r"):
             raise ValueError(f"extra data after JSON at character {end}")
         return value

@@ -231,6 +231,7 @@ class Container:
             raise WrongStateError("cannot destroy: container has snapshots", hint="use -s to destroy them too")
         me = dependents.pair(self.layout.lxcpath_str, self.name)
         clones = dependents.live_clones(folder)
+        source = dependents.source_of(folder)  # a corrupt record is refused before anything is gone
         if clones and not snapshots:
             raise WrongStateError("cannot destroy: container has snapshot clones", hint="use -s")
         try:
@@ -274,7 +275,6 @@ class Container:
                     err.prefixed(f"{kind} {other.name}")
                 raise
         self._run_hooks(values, "destroy")
-        source = dependents.source_of(folder)
         if source is not None and source != source_held:
             self._leave_source(source, me)
         if managed and rootfs is not None and not _is_inside(rootfs, folder) and os.path.exists(rootfs):

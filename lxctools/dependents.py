@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 
+from lxctools.errors import PylError
+
 CLONES_FILE = "lxc_snapshots"       # in a source: who depends on my rootfs
 DEPENDS_FILE = "lxc_rdepends"       # in an overlay clone: whose rootfs is my lower layer
 
@@ -24,16 +26,29 @@ Pair = tuple[str, str]
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """(lxcpath, name) pairs of an lxc_snapshots / lxc_rdepends file; [] if absent."""
+    """(lxcpath, name) pairs of an lxc_snapshots / lxc_rdepends file; [] if absent. A file
+    that is not such pairs (binary, truncated mid-pair, edited by hand) is refused, naming it:
+    read as "no clones", a source's destroy would delete the lower layer of live clones."""
     try:
-        with open(path) as f:
-            lines = f.read().split("\n")
+        with open(path, "rb") as f:
+            text = f.read().decode()
     except FileNotFoundError:
         return []
-    if len(lines) == 1 or (len(lines) == 2 and not lines[1]):
-        if lines[0].strip().isdigit():
-            return []   # LXC 1.x wrote a bare count; it names nobody
-    return [(p, n) for p, n in zip(lines[0::2], lines[1::2]) if p and n]
+    except (IsADirectoryError, UnicodeDecodeError) as err:
+        raise _corrupt(path, "a folder" if isinstance(err, OSError) else "not text") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    if not text.strip() or (len(lines) == 1 and lines[0].strip().isdigit()):
+        return []   # empty, or LXC 1.x's bare count: names nobody
+    if len(lines) % 2 or any(not line or "\0" in line for line in lines):
+        raise _corrupt(path, "not pairs of lines LXCPATH, NAME")
+    return list(zip(lines[0::2], lines[1::2]))
+
+
+def _corrupt(path: str | Path, problem: str) -> PylError:
+    return PylError(f"{path}: corrupt clone record ({problem})",
+                    hint="mend it: pairs of lines, an lxcpath then a container name, one pair per overlay clone")
 
 
 def format_pairs(pairs: Iterable[Pair]) -> str:

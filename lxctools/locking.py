@@ -23,22 +23,30 @@ if TYPE_CHECKING:
 
     from lxctools.paths import Layout
 
-from lxctools.errors import BusyError
+from lxctools.errors import BusyError, PylError
 
 _OPEN_FLAGS = os.O_RDWR | os.O_CLOEXEC
 
 
 def _open_lock(path: str | Path, create: bool) -> int | None:
-    if not create:
-        try:
-            return os.open(path, _OPEN_FLAGS)
-        except FileNotFoundError:
-            return None
     try:
-        return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
-    except FileNotFoundError:  # first lock under this run dir
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
+        if not create:
+            try:
+                return os.open(path, _OPEN_FLAGS)
+            except FileNotFoundError:
+                return None
+        try:
+            return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # first lock under this run dir
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            return os.open(path, _OPEN_FLAGS | os.O_CREAT, 0o600)
+    except (IsADirectoryError, NotADirectoryError) as err:
+        # A folder made by hand where the lock file belongs (or a file where the lock folder
+        # does): no pyl command can hold it, so a probe finds it free; a taker cannot lock it.
+        if not create:
+            return None
+        raise PylError(f"cannot lock {path}: {err.strerror}",
+                       hint="remove what is in the way there; pyl makes its lock files itself") from None
 
 
 def _still_at(fd: int, path: str | Path) -> bool:

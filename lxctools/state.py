@@ -119,10 +119,12 @@ def write_json_atomic(path: Path, data: Any, mode: int = 0o600) -> None:
 
 
 def read_json(path: str | Path) -> Any | None:
+    """The JSON document at PATH, or None if there is none: no file, a folder where the file
+    belongs (or a file where a folder of its path does), or text that is not JSON."""
     try:
         with open(path, "rb") as f:
             return cjson.loads(f.read())
-    except (FileNotFoundError, ValueError):
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValueError):
         return None
 
 
@@ -135,7 +137,15 @@ def read_state_record(path: str | Path) -> dict | None:
         return None
     pid, start, state = record.get("pid"), record.get("starttime"), record.get("state", "STOPPED")
     if not (isinstance(pid, int) and pid >= 0 and (start is None or isinstance(start, int))
-            and state in State._members and isinstance(record.get("values", {}), dict)):
+            and state in State._members and _are_config_values(record.get("values", {}))
+            and isinstance(record.get("config_file", ""), str)):
         return None
     return record
+
+
+def _are_config_values(values: object) -> bool:
+    """A config's values as the supervisor records them: key -> string or list of strings
+    (what pyl-ls and pyl-info take from a record without a second look)."""
+    return isinstance(values, dict) and all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in values.values())
 

@@ -470,8 +470,8 @@ def _remove_pidfile(path: str) -> None:
     """Remove PATH if it still holds this supervisor's PID: a file that another program wrote
     since (a second pyl-start -p with the same path for another lxcpath) is not ours."""
     try:
-        with open(path) as file:
-            if file.read().strip() != str(os.getpid()):
+        with open(path, "rb") as file:  # bytes: binary written over it is not ours, not a crash of the stop
+            if file.read().strip() != str(os.getpid()).encode():
                 return
         os.unlink(path)
     except OSError:

@@ -56,7 +56,10 @@ class BridgeConfig:
             raise ConfigError(f"PYL_ADDR: {self.address!r} is not ADDRESS/PREFIX") from None
         if cidr.ip in (cidr.network.network_address, cidr.network.broadcast_address):
             raise ConfigError(f"PYL_ADDR: {self.address!r} is the network or broadcast address")
-        if len(self.name) > 15 or not self.name:
+        # The kernel's rule for a link name (dev_valid_name): a NUL or a space from a mangled
+        # settings file would otherwise surface as a netlink or exec failure, far from its line.
+        if (len(self.name) > 15 or self.name in ("", ".", "..")
+                or any(c in "/:" or c.isspace() or not c.isprintable() for c in self.name)):
             raise ConfigError(f"PYL_BRIDGE: {self.name!r} is not a valid interface name")
         if not self.nft_table.replace("_", "").isalnum():
             raise ConfigError(f"PYL_NFT_TABLE: {self.nft_table!r} is not a valid nftables name")
@@ -71,9 +74,13 @@ def load_config(path: Path = DEFAULT_CONFIG_FILE) -> BridgeConfig:
     """Read KEY="value" lines (as /etc/default/lxc-net); a missing file means the defaults."""
     values: dict[str, Any] = {}
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode()
     except FileNotFoundError:
         return BridgeConfig()
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a settings file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -92,6 +99,39 @@ def load_config(path: Path = DEFAULT_CONFIG_FILE) -> BridgeConfig:
 
 # ------------------------------------------------------------------------------------- commands --
 
+_RECORD_FLAGS = ("created_bridge", "nft", "dnsmasq")
+
+
+def _read_record(marker: Path) -> dict[str, Any] | None:
+    """What start did (the network_up record), or None if there is none. A record that cannot
+    be read is refused, naming it: stop undoes exactly what it says (whether the bridge is pyl's
+    to delete), so a guess could delete the host's own bridge or leave pyl's behind."""
+    try:
+        done = json.loads(marker.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (IsADirectoryError, ValueError, RecursionError) as err:
+        problem = "a folder" if isinstance(err, OSError) else "not JSON"
+        raise _corrupt_record(marker, problem) from None
+    cfg = done.get("config") if isinstance(done, dict) else None
+    fields = {f: type(v) for f, v in asdict(BridgeConfig()).items()}
+    if not (isinstance(cfg, dict) and set(cfg) <= set(fields) and "name" in cfg
+            and all(type(v) is fields[k] for k, v in cfg.items())
+            and all(isinstance(done.get(f, False), bool) for f in _RECORD_FLAGS)
+            and isinstance(done.get("ip_forward_was"), (str, type(None)))):
+        raise _corrupt_record(marker, "not the record pyl-net start writes")
+    try:
+        BridgeConfig(**cfg).validate()
+    except ConfigError as err:
+        raise _corrupt_record(marker, err.message) from None
+    return done
+
+
+def _corrupt_record(marker: Path, problem: str) -> PylError:
+    return PylError(f"{marker}: corrupt pyl-net record ({problem})",
+                    hint="remove it: pyl-net stop --force then finds and removes what is left by name")
+
+
 def default_net_rundir() -> Path:
     """pyl's run dir (PYL_RUNDIR, /run/pyl for root) + ``net``; pyl-net uses the same place."""
     from lxctools.paths import default_rundir
@@ -105,9 +145,8 @@ def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:
     marker = rundir / "network_up"
     rundir.mkdir(mode=0o755, parents=True, exist_ok=True)
     with _service_lock(rundir):
-        previous = None
-        if marker.exists():
-            previous = json.loads(marker.read_text())
+        previous = _read_record(marker)
+        if previous is not None:
             if _still_up(rundir, previous):
                 return status(rundir)
             # Recorded as up, but its bridge was deleted or its dnsmasq died (by hand, or by a
@@ -176,10 +215,9 @@ def stop(rundir: Path, *, force: bool = False, cfg: BridgeConfig | None = None) 
         _stop_leftovers(rundir, (cfg or load_config()).validate(), force=force)
         return
     with _service_lock(rundir):
-        try:
-            done = json.loads(marker.read_text())
-        except FileNotFoundError:
-            raise WrongStateError("pyl-net is not running") from None
+        done = _read_record(marker)
+        if done is None:
+            raise WrongStateError("pyl-net is not running")
         cfg = BridgeConfig(**done["config"])
         ports = _ports(cfg.name)
         if ports and not force:
@@ -215,9 +253,8 @@ def _stop_leftovers(rundir: Path, cfg: BridgeConfig, *, force: bool) -> None:
 
 def status(rundir: Path) -> dict[str, Any]:
     rundir = Path(rundir)
-    try:
-        done = json.loads((rundir / "network_up").read_text())
-    except FileNotFoundError:
+    done = _read_record(rundir / "network_up")
+    if done is None:
         return {"running": False}
     cfg = BridgeConfig(**done["config"])
     pid = _dnsmasq_pid(rundir)
@@ -323,9 +360,9 @@ def _start_dnsmasq(rundir: Path, cfg: BridgeConfig) -> None:
 
 def _dnsmasq_pid(rundir: Path) -> int | None:
     try:
-        pid = int((rundir / "dnsmasq.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+        pid = int((rundir / "dnsmasq.pid").read_bytes().strip())
+    except (FileNotFoundError, IsADirectoryError, ValueError):
+        return None  # none, or no PID: what dnsmasq wrote would be one
     return pid if _is_dnsmasq(pid) else None  # a recycled PID is not ours to kill
 
 
@@ -406,9 +443,9 @@ def _undo(rundir: Path, done: dict[str, Any]) -> None:
 
 def _dhcp_leases(rundir: Path) -> list[dict[str, str]]:
     out = []
-    try:
-        lines = (rundir / "dnsmasq.leases").read_text().splitlines()
-    except FileNotFoundError:
+    try:  # dnsmasq's file, only shown: what is not a lease line is passed over
+        lines = (rundir / "dnsmasq.leases").read_text(errors="replace").splitlines()
+    except (FileNotFoundError, IsADirectoryError):
         return out
     for line in lines:
         parts = line.split()

@@ -204,9 +204,38 @@ class Granted:
         self.path, self.init = path, list(init)
 
     def rules(self) -> list[str]:
-        from lxctools.state import read_json
-        record = read_json(self.path) or {}
-        return list(record.get("allow", [])) if record.get("init") == self.init else []
+        """The rules granted in this run ([] if none, or the record is of an earlier run). A
+        record that cannot be read is refused, naming it: taken as "none", the next pyl-device
+        would rebuild the program without the devices granted so far."""
+        from lxctools import cjson
+        from lxctools.runtime.cgroups.devices import parse_rule
+        try:
+            with open(self.path, "rb") as f:
+                record = cjson.loads(f.read())
+        except FileNotFoundError:
+            return []
+        except (IsADirectoryError, ValueError) as err:
+            raise self._corrupt("a folder" if isinstance(err, OSError) else f"not JSON: {err}") from None
+        init, allow = (record.get("init"), record.get("allow")) if isinstance(record, dict) else (None, None)
+        if not (isinstance(init, list) and len(init) == 2 and all(type(n) is int for n in init)
+                and isinstance(allow, list) and all(isinstance(r, str) for r in allow)):
+            raise self._corrupt('not {"init": [PID, STARTTIME], "allow": [RULE, ...]}')
+        if init != self.init:
+            return []
+        for rule in allow:
+            try:
+                parsed = parse_rule(rule, True, key="rule")
+            except PylError as err:
+                raise self._corrupt(err.message) from None
+            # Past the kernel's dev_t (12-bit major, 20-bit minor) no node was ever granted, and
+            # the program's 32-bit immediates could not hold it.
+            if (parsed.major or 0) >= 1 << 12 or (parsed.minor or 0) >= 1 << 20:
+                raise self._corrupt(f"rule = {rule}: no device has that number")
+        return list(allow)
+
+    def _corrupt(self, problem: str) -> PylError:
+        return PylError(f"{self.path}: corrupt record of granted devices ({problem})",
+                        hint="remove it: the devices pyl-device granted in this run are then taken back by the next pyl-device")
 
     def save(self, rules: list[str]) -> None:
         from pathlib import Path

@@ -84,7 +84,9 @@ _RECORDISH = st.fixed_dictionaries({}, optional={
     "pid": st.one_of(st.integers(-2, 1 << 22), st.text(max_size=3), st.none()),
     "starttime": st.one_of(st.integers(0, 1 << 40), st.text(max_size=3), st.none()),
     "state": st.one_of(st.sampled_from(["RUNNING", "FROZEN", "STOPPED", "BOGUS", "running"]), st.integers()),
-    "values": st.one_of(st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2), st.lists(st.integers())),
+    "values": st.one_of(st.dictionaries(st.text(max_size=4), st.text(max_size=4) | st.integers() | st.none()
+                                        | st.lists(st.text(max_size=2) | st.integers(), max_size=2), max_size=2),
+                        st.lists(st.integers())),
 })
 
 
@@ -112,6 +114,8 @@ def test_a_state_record_as_the_supervisor_writes_it_is_read(tmp_path):
     path = tmp_path / "c1.json"
     write_json_atomic(path, {"pid": 4242, "starttime": 123, "state": "RUNNING", "values": {"lxc.uts.name": "c1"}})
     assert read_state_record(path)["pid"] == 4242
-    for broken in ('{"pid": "4242", "starttime": 1}', '{"pid": 1, "state": "BOGUS"}', "[1, 2]", "{", '"x"'):
+    for broken in ('{"pid": "4242", "starttime": 1}', '{"pid": 1, "state": "BOGUS"}', "[1, 2]", "{", '"x"',
+                   '{"pid": 1, "values": {"lxc.group": 5}}', '{"pid": 1, "values": {"lxc.group": [1]}}',
+                   '{"pid": 1, "config_file": 7}'):
         path.write_text(broken)
         assert read_state_record(path) is None, broken

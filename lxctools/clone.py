@@ -481,6 +481,8 @@ def create_snapshot(container: Container, comment_file: str | None = None,
     with container.lock("snapshot"):
         container.require_defined()
         container.require_state("snapshot")
+        # A config error is said before the snaps folder is made: a refused snapshot changes nothing.
+        container.load_config()
         layout = snapshots_layout(container)
         try:
             os.mkdir(layout.lxcpath_str, 0o755)

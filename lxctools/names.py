@@ -23,7 +23,8 @@ def validate_name(name: str) -> str:
     """Return name if it is a usable container name, else raise InvalidNameError saying why."""
     if not name:
         raise InvalidNameError("container name is empty")
-    if len(name.encode()) > MAX_NAME_LENGTH:
+    # surrogateescape: the bytes of an argv that is no UTF-8 ($'\xff'), which are not a name either
+    if len(name.encode(errors="surrogateescape")) > MAX_NAME_LENGTH:
         raise InvalidNameError(f"container name '{shown(name[:20])}...' is longer than {MAX_NAME_LENGTH} bytes")
     if "/" in name:
         raise InvalidNameError(f"container name '{shown(name)}' contains '/'")

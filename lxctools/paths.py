@@ -104,7 +104,7 @@ class Layout:
         """A path in the run dir private to this lxcpath: two lxcpaths never share supervisors
         or locks (the folder is named by a hash of the lxcpath)."""
         if self._rundir_digest is None:
-            self._rundir_digest = f"{fnv1a_64(os.path.normpath(self.lxcpath_str).encode()):016x}"
+            self._rundir_digest = f"{fnv1a_64(os.fsencode(os.path.normpath(self.lxcpath_str))):016x}"
         return os.path.join(self.rundir_str, self._rundir_digest, *parts)
 
     def container_path(self, name: str) -> str:

@@ -79,6 +79,16 @@ def _Parser(**kwargs):
         def error(self, message: str) -> None:  # argparse would exit 2 with usage
             raise UsageError(message, hint=f"see {self.prog} --help")
 
+        def _get_values(self, action, arg_strings):
+            # `-n--`, `--name=--`: argparse (3.11) drops that '--' as if it ended the options
+            # and stores [] where a string belongs (a traceback in the tool reading it); the
+            # value is '--', as the fast path parses it.
+            if action.nargs is None and arg_strings == ["--"] and action.option_strings:
+                value = self._get_value(action, "--")
+                self._check_value(action, value)
+                return value
+            return super()._get_values(action, arg_strings)
+
     return Parser(**kwargs)
 
 
@@ -228,9 +238,12 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
             if name and message.startswith(f"{name}: "):
                 message = message[len(name) + 2:]  # named by the library too: not "a: a: cannot..."
             who = f"{prog}: {name}: " if name else f"{prog}: "
-            sys.stderr.write(f"{who}{message}\n")
+            # One line each, whatever the user typed: argparse and the tools quote arguments
+            # ('a\nb', an escape sequence) in their messages.
+            from lxctools.names import shown
+            sys.stderr.write(f"{who}{shown(message)}\n")
             if err.hint:
-                sys.stderr.write(f"{prog}: hint: {err.hint}\n")
+                sys.stderr.write(f"{prog}: hint: {shown(err.hint)}\n")
         return int(err.exit_code)
     except KeyboardInterrupt as err:
         # Ctrl-C, or SIGTERM/SIGHUP raised as Terminated where an operation must clean up
@@ -249,7 +262,8 @@ def run_tool(tool: str, argv: list[str] | None = None) -> int:
         # file system, an I/O error. Said in one line, as any other failure.
         who = f"{prog}: {name}: " if name else f"{prog}: "
         try:
-            sys.stderr.write(f"{who}{err.strerror}" + (f": {err.filename}" if err.filename else "") + "\n")
+            from lxctools.names import shown
+            sys.stderr.write(f"{who}{err.strerror}" + (f": {shown(str(err.filename))}" if err.filename else "") + "\n")
         except OSError:
             pass
         return int(ExitCode.PERMISSION if err.errno in PERMISSION_ERRNOS else ExitCode.FAILURE)
@@ -318,6 +332,10 @@ def make_layout(args: argparse.Namespace):
     system = load_system_config()
     lxcpath = args.lxcpath or system.lxcpath
     lxcpath = os.path.abspath(str(lxcpath).rstrip("/") or "/")
+    if len(os.fsencode(lxcpath)) >= 4096 or any(len(os.fsencode(part)) > 255 for part in lxcpath.split("/")):
+        # ENAMETOOLONG from the first scandir or lock of every tool: said as the option typed
+        from lxctools.names import shown
+        raise UsageError(f"lxcpath '{shown(lxcpath)}' is too long (NAME_MAX 255, PATH_MAX 4096 bytes)")
     rundir = os.environ.get("PYL_RUNDIR") or getattr(system, "rundir", None) or default_rundir()
     if not os.path.isdir(rundir) and os.path.lexists(rundir):
         # Every lock and state file is under it: a file there would be a traceback in each.
@@ -366,6 +384,7 @@ def _multicall(argv: list[str]) -> int:
         return 0
     tool = argv[0].removeprefix("pyl-")
     if tool not in TOOLS:
-        sys.stderr.write(f"pyl: unknown tool '{argv[0]}' (pyl --help lists them)\n")
+        from lxctools.names import shown
+        sys.stderr.write(f"pyl: unknown tool '{shown(argv[0])}' (pyl --help lists them)\n")
         return int(ExitCode.USAGE)
     return run_tool(tool, argv[1:])

@@ -137,6 +137,8 @@ class MiniParser:
             else:
                 arg = options.get(token[:2])
                 value = token[2:] or None
+                if value is not None and value.startswith("="):
+                    raise _Unsupported(token)  # argparse reads -n=x as x: its answer, not '=x'
             if arg is None or arg.action == "unsupported":
                 raise _Unsupported(token)
             if arg.dest in seen and arg.action not in ("append", "append_const"):
@@ -202,8 +204,9 @@ def _convert(arg: _Arg, value: str) -> object:
 
 
 def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
+    """argparse's test for a negative number (^-\\d+$|^-\\d*\\.\\d+$), without `re`: to it '-inf',
+    '-1e5' and '-nan' are options, not values (float() would take them)."""
+    whole, dot, fraction = token.removeprefix("-").partition(".")
+    if not token.startswith("-"):
         return False
-    return True
+    return whole.isdecimal() and not dot or (not whole or whole.isdecimal()) and fraction.isdecimal()

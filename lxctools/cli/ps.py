@@ -110,9 +110,11 @@ def _run_ps(options: list[str], refs: list, only: str, names: list[str]) -> int:
         proc = subprocess.run(["ps", *options], capture_output=True, text=True, errors="replace")
     except FileNotFoundError:
         raise NotFoundError("'ps' is not installed on the host (run pyl-ps without ps options)") from None
-    sys.stderr.write(proc.stderr)
     if proc.returncode != 0 and not proc.stdout:
-        raise PylError(f"ps {' '.join(options)} failed (exit {proc.returncode})")
+        # ps's usage text is a dozen lines: its first one says what was wrong, in our one line
+        said = next((line.strip() for line in proc.stderr.splitlines() if line.strip()), "")
+        raise PylError(f"ps {' '.join(options)} failed (exit {proc.returncode})" + (f": {said}" if said else ""))
+    sys.stderr.write(proc.stderr)
     lines = proc.stdout.splitlines()
     if not lines:
         return proc.returncode

@@ -39,7 +39,16 @@ def run(args, ctx) -> int:
         update_legacy_file(path)
         return 0
     text = convert_file(path, args.to)
-    if args.output:
+    if args.output and _is_device(args.output):
+        # -O /dev/null, a FIFO: written to, as `>` would; the rename below would put a regular
+        # file in place of the node (as root: /dev/null itself)
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as err:
+            from lxctools.errors import file_error
+            raise file_error(err, f"'{args.output}' for writing") from None
+    elif args.output:
         tmp = f"{args.output}.tmp{os.getpid()}"
         try:
             with open(tmp, "w") as f:
@@ -55,3 +64,17 @@ def run(args, ctx) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _is_device(path: str) -> bool:
+    """A character device or FIFO (what `>` writes into); a block device is refused, not overwritten."""
+    import os
+    import stat
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISBLK(mode) or stat.S_ISSOCK(mode):
+        from lxctools.errors import UsageError
+        raise UsageError(f"-O {path}: neither a regular file nor a character device or FIFO")
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)

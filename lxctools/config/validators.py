@@ -288,11 +288,22 @@ def idmap(value: str) -> None:
         raise ValueError("idmap range exceeds 32-bit ids")
 
 
+# The kernel's device numbers (dev_t: MINORBITS 20, 12 bits of major): a rule beyond them can
+# match no device, and the pure-v2 BPF program compares 32-bit numbers (a larger one failed
+# only at start, as struct.error).
+MAX_MAJOR, MAX_MINOR = (1 << 12) - 1, (1 << 20) - 1
+
+
 def device_rule(value: str) -> None:
     """cgroup device rule: `a`, or `TYPE MAJ:MIN ACCESS` (TYPE a/b/c, `*` wildcards, rwm).
     Numbers are ASCII digits (LXC's isdigit()): `int()` would read other scripts' digits too."""
     if not _device_rule_ok(value):
         raise ValueError("expected 'a' or 'TYPE MAJOR:MINOR ACCESS' (e.g. 'c 1:3 rwm')")
+    if len(value) > 1:
+        major, _, minor = value[1:].split()[0].partition(":")
+        if major != "*" and int(major) > MAX_MAJOR or minor != "*" and int(minor) > MAX_MINOR:
+            raise ValueError(f"no device has the number {major}:{minor} (majors go up to {MAX_MAJOR}, "
+                             f"minors to {MAX_MINOR})")
 
 
 def _device_rule_ok(value: str) -> bool:

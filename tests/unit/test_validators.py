@@ -29,9 +29,14 @@ def _accepts(check, value: str) -> bool:
     return True
 
 
+def _device_numbers_exist(match: re.Match) -> bool:
+    major, minor = match.group(2), match.group(3)
+    return ((major in (None, "*") or int(major) <= 4095) and (minor in (None, "*") or int(minor) <= 1048575))
+
+
 ORACLES = [
     (v.hwaddr, r"([0-9a-fA-FxX]{2}:){5}[0-9a-fA-FxX]{2}"),
-    (v.device_rule, r"a|[abc](\s+(\*|[0-9]+):(\*|[0-9]+)(\s+[rwm]{1,3})?)?"),
+    ((v.device_rule, _device_numbers_exist), r"a|[abc](\s+(\*|[0-9]+):(\*|[0-9]+)(\s+[rwm]{1,3})?)?"),
     (v.time_offset, r"-?[0-9]+(h|m|s|ms|us|ns)"),
     (v.byte_size(False), r"[0-9]+\s*([bB]|[kKmMgG][bB]?)?"),
 ]
@@ -41,13 +46,16 @@ ORACLES = [
 @settings(max_examples=1500, deadline=None)
 @given(value=values)
 def test_hand_written_checks_accept_what_their_pattern_matches(check, pattern, value):
-    assert _accepts(check, value) == (re.fullmatch(pattern, value) is not None), repr(value)
+    check, also = check if isinstance(check, tuple) else (check, lambda match: True)
+    match = re.fullmatch(pattern, value)
+    assert _accepts(check, value) == (match is not None and also(match)), repr(value)
 
 
 @pytest.mark.parametrize("check,good,bad", [
     (v.hwaddr, ["00:16:3e:xx:xx:xx", "AA:bb:CC:dd:EE:ff"], ["00:16:3e:xx:xx", "00:16:3e:xx:xx:xx:", "0:16:3e:xx:xx:xxx"]),
     (v.device_rule, ["a", "c", "c 1:3 rwm", "b *:* m", "c\t136:*\trw", "a 1:2"],
-     ["", "c 1:3 rwm ", " c 1:3", "c1:3", "c 1:3 rwmr", "c 1 rwm", "c ١:٣ rwm", "d 1:3 r"]),
+     ["", "c 1:3 rwm ", " c 1:3", "c1:3", "c 1:3 rwmr", "c 1 rwm", "c ١:٣ rwm", "d 1:3 r",
+      "c 99999999999:0 rwm", "b 4096:0 r", "c 1:1048576 rwm", "c *:4294967296 m"]),
     (v.time_offset, ["5s", "-10ms", "3h", "0ns", "7us", "2m"], ["s", "-s", "5", "5 s", "5S", "+5s", "٥s"]),
     (v.byte_size(False), ["1024", "64KB", "1 MB", "2g", "7b", "3kB"], ["KB", "1 K B", "1TB", "-1", "1.5MB", "١MB"]),
 ])

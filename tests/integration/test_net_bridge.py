@@ -26,12 +26,24 @@ def _nft_tables() -> str:
     return subprocess.run([bridge.NFT, "list", "tables"], capture_output=True, text=True).stdout
 
 
-@pytest.mark.skipif(not ROOT, reason="needs root")
-@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
-@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
-def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
+def needs_service(test):
+    """The bridge service for real: root, dnsmasq and nft."""
+    for mark in (pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)"),
+                 pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)"),
+                 pytest.mark.skipif(not ROOT, reason="needs root")):
+        test = mark(test)
+    return test
+
+
+def service_config(subnet: int) -> bridge.BridgeConfig:
+    """Settings of a test's own service: bridge pyltb*, nft table pyltest*, 10.250.SUBNET.0/24."""
     tag = uid()
-    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.9.1/24", nft_table=f"pyltest{tag}")
+    return bridge.BridgeConfig(name=f"pyltb{tag}", address=f"10.250.{subnet}.1/24", nft_table=f"pyltest{tag}")
+
+
+@needs_service
+def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
+    cfg = service_config(9)
     rundir = tmp_path / "run"
     container = None
     state = None
@@ -39,14 +51,14 @@ def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
         info = bridge.start(rundir, cfg)
         assert info["running"] and info["bridge_present"] and info["dnsmasq_pid"]
         assert info["dhcp_range"] == "10.250.9.2-10.250.9.127"
-        assert f"table ip pyltest{tag}" in _nft_tables()
+        assert f"table ip {cfg.nft_table}" in _nft_tables()
         assert bridge.start(rundir, cfg)["dnsmasq_pid"] == info["dnsmasq_pid"]  # idempotent
         assert open("/proc/sys/net/ipv4/ip_forward").read().strip() == "1"
 
         container = Netns()
         plans = plan_networks({"lxc.net.0.type": "veth", "lxc.net.0.link": cfg.name, "lxc.net.0.flags": "up",
                                "lxc.net.0.hwaddr": "02:00:0a:fa:09:09",
-                               "lxc.net.0.veth.pair": f"pylt{tag}"}, container_name="dhcp1")
+                               "lxc.net.0.veth.pair": "pylt" + cfg.name[5:]}, container_name="dhcp1")
         state = start(plans, container)
         r = container.run(BUSYBOX, "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1",
                           "-s", "/bin/true", timeout=30)
@@ -63,7 +75,7 @@ def test_bridge_start_lease_stop(no_link_leaks, tmp_path) -> None:
         bridge.stop(rundir)
         assert not bridge._is_dnsmasq(pid)  # gone, or a zombie its reaper has yet to collect
         assert net.host_link_stats(cfg.name) is None
-        assert f"pyltest{tag}" not in _nft_tables()
+        assert cfg.nft_table not in _nft_tables()
         assert bridge.status(rundir) == {"running": False}
         with pytest.raises(WrongStateError):
             bridge.stop(rundir)
@@ -99,16 +111,13 @@ def test_pyl_net_refuses_a_settings_file_that_is_not_there(pyl) -> None:
     assert json.loads(pyl("net", "status", "--json").stdout)["running"] is False  # (exit 1: down)
 
 
-@pytest.mark.skipif(not ROOT, reason="needs root")
-@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
-@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+@needs_service
 def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tmp_path) -> None:
     # The run dir's record went (rm -rf by hand, a tmpfiles clean-up) while the bridge, its NAT
     # table and its dnsmasq stayed: a new start must not fail on the old dnsmasq holding the
     # bridge's DHCP and DNS ports, and stop finds the pieces by what they are.
     import shutil
-    tag = uid()
-    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.10.1/24", nft_table=f"pyltest{tag}")
+    cfg = service_config(10)
     rundir = tmp_path / "run"
     try:
         old = bridge.start(rundir, cfg)["dnsmasq_pid"]
@@ -119,33 +128,30 @@ def test_a_wiped_run_dir_neither_blocks_a_new_start_nor_a_stop(no_link_leaks, tm
         assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == [new["dnsmasq_pid"]]
 
         shutil.rmtree(rundir)
-        with pytest.raises(WrongStateError, match=f"no record of a start in {rundir}, but bridge pyltb{tag}, "
-                                                  f"nftables table ip pyltest{tag}, dnsmasq {new['dnsmasq_pid']} "
+        with pytest.raises(WrongStateError, match=f"no record of a start in {rundir}, but bridge {cfg.name}, "
+                                                  f"nftables table ip {cfg.nft_table}, dnsmasq {new['dnsmasq_pid']} "
                                                   "of an earlier run") as err:
             bridge.stop(rundir, cfg=cfg)
         assert "--force" in err.value.hint
         bridge.stop(rundir, cfg=cfg, force=True)
         assert net.host_link_stats(cfg.name) is None
-        assert f"pyltest{tag}" not in _nft_tables()
+        assert cfg.nft_table not in _nft_tables()
         assert bridge._dnsmasq_serving(cfg.name, rundir)[0] == []
         with pytest.raises(WrongStateError, match="^pyl-net is not running$"):
             bridge.stop(rundir, cfg=cfg, force=True)
     finally:
         for pid in bridge._dnsmasq_serving(cfg.name, rundir)[0]:
             os.kill(pid, 9)
-        subprocess.run([bridge.NFT, "delete", "table", "ip", f"pyltest{tag}"], capture_output=True)
+        subprocess.run([bridge.NFT, "delete", "table", "ip", cfg.nft_table], capture_output=True)
         if net.host_link_stats(cfg.name) is not None:
             net.delete_link(cfg.name)
 
 
-@pytest.mark.skipif(not ROOT, reason="needs root")
-@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
-@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+@needs_service
 def test_a_service_recorded_up_whose_bridge_or_dnsmasq_went_is_brought_up_again(no_link_leaks, tmp_path) -> None:
     # A container's start calls start when its bridge is missing: with the service recorded
     # as up that was a no-op, and every start failed on "bridge does not exist".
-    tag = uid()
-    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.11.1/24", nft_table=f"pyltest{tag}")
+    cfg = service_config(11)
     rundir = tmp_path / "run"
     try:
         first = bridge.start(rundir, cfg)
@@ -164,20 +170,17 @@ def test_a_service_recorded_up_whose_bridge_or_dnsmasq_went_is_brought_up_again(
         assert bridge.start(rundir, cfg)["dnsmasq_pid"] == third["dnsmasq_pid"]  # whole: a no-op
         bridge.stop(rundir)
         assert net.host_link_stats(cfg.name) is None and bridge._dnsmasq_serving(cfg.name, rundir)[0] == []
-        assert f"pyltest{tag}" not in _nft_tables()
+        assert cfg.nft_table not in _nft_tables()
     finally:
         if (rundir / "network_up").exists():
             bridge.stop(rundir, force=True)
 
 
-@pytest.mark.skipif(not ROOT, reason="needs root")
-@pytest.mark.skipif(not DNSMASQ_OK, reason="dnsmasq missing (apt-get install dnsmasq-base)")
-@pytest.mark.skipif(not NFT_OK, reason="nft missing (apt-get install nftables)")
+@needs_service
 def test_a_second_run_dir_leaves_the_service_of_the_first_alone(no_link_leaks, tmp_path) -> None:
     # Two PYL_RUNDIRs, one bridge: what the second finds is the first's live service, not
     # leftovers of a wiped run; neither its start nor its stop --force may take it apart.
-    tag = uid()
-    cfg = bridge.BridgeConfig(name=f"pyltb{tag}", address="10.250.12.1/24", nft_table=f"pyltest{tag}")
+    cfg = service_config(12)
     first, second = tmp_path / "one", tmp_path / "two"
     try:
         pid = bridge.start(first, cfg)["dnsmasq_pid"]
@@ -186,11 +189,11 @@ def test_a_second_run_dir_leaves_the_service_of_the_first_alone(no_link_leaks, t
             bridge.start(second, cfg)
         with pytest.raises(WrongStateError, match=f"not running here .*served by the pyl-net of run dir {first}"):
             bridge.stop(second, cfg=cfg, force=True)
-        assert bridge._is_dnsmasq(pid) and f"pyltest{tag}" in _nft_tables()
+        assert bridge._is_dnsmasq(pid) and cfg.nft_table in _nft_tables()
         assert not (second / "network_up").exists()
         assert bridge.start(first, cfg)["bridge_present"]  # the first brings its bridge back
         bridge.stop(first)
-        assert net.host_link_stats(cfg.name) is None and f"pyltest{tag}" not in _nft_tables()
+        assert net.host_link_stats(cfg.name) is None and cfg.nft_table not in _nft_tables()
     finally:
         for where in (first, second):
             if (where / "network_up").exists():

@@ -880,7 +880,7 @@ def orphan_netinfo(rs: RunState, what: str = "interfaces") -> list[dict] | dict[
         return None
     with sock:
         try:
-            return netinfo.addresses(sock) if what == "addresses" else netinfo.interfaces(sock)
+            return netinfo.query(sock, what)
         except (OSError, PylError):
             return None
 

@@ -137,15 +137,16 @@ def read_state_record(path: str | Path) -> dict | None:
         return None
     pid, start, state = record.get("pid"), record.get("starttime"), record.get("state", "STOPPED")
     if not (isinstance(pid, int) and pid >= 0 and (start is None or isinstance(start, int))
-            and state in State._members and _are_config_values(record.get("values", {}))
+            and state in State._members and are_config_values(record.get("values", {}))
             and isinstance(record.get("config_file", ""), str)):
         return None
     return record
 
 
-def _are_config_values(values: object) -> bool:
-    """A config's values as the supervisor records them: key -> string or list of strings
-    (what pyl-ls and pyl-info take from a record without a second look)."""
+def are_config_values(values: object) -> bool:
+    """A config's values as a state record or the ls cache keeps them: key -> string or list
+    of strings (what pyl-ls and pyl-info take from them without a second look)."""
     return isinstance(values, dict) and all(
-        isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in values.values())
+        isinstance(k, str) and (isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v)))
+        for k, v in values.items())
 

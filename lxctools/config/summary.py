@@ -117,18 +117,14 @@ class Summaries:
 def _well_formed(entry: object) -> bool:
     # Everything pyl-ls takes from an entry, to the type of each value (a config's values are
     # strings or lists of strings): a trusted entry is used without a second look.
-    return (isinstance(entry, dict) and isinstance(entry.get("values"), dict)
-            and all(isinstance(k, str) and _is_value(v) for k, v in entry["values"].items())
+    from lxctools.state import are_config_values
+    return (isinstance(entry, dict) and are_config_values(entry.get("values"))
             and isinstance(entry.get("template"), str) and isinstance(entry.get("files"), list)
             and "error" in entry and (entry["error"] is None or isinstance(entry["error"], str))
             and all(isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) and "\0" not in f[0]
                     and (f[1] is None or (isinstance(f[1], list) and len(f[1]) == 3
                                           and all(type(n) is int for n in f[1])))
                     for f in entry["files"]))
-
-
-def _is_value(value: object) -> bool:
-    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
 def _template_of(path: str | None) -> str:

@@ -290,15 +290,14 @@ class SessionOps:
         return cgroups.plan_from_existing(sup.name, cgroups.detect_layout(), pid=sup.pid)
 
     def _netinfo(self, sup: Supervised, what: str):
-        """netinfo.interfaces or netinfo.addresses of the container, through the socket kept
-        in its network namespace (reopened once if it went stale)."""
+        """netinfo.query of the container, through the socket kept in its network namespace
+        (reopened once if it went stale)."""
         from lxctools.runtime import netinfo
-        query = netinfo.addresses if what == "addresses" else netinfo.interfaces
         for attempt in (1, 2):
             if sup.netinfo_sock is None:
                 sup.netinfo_sock = netinfo.open_socket_in(sup.pid)
             try:
-                return query(sup.netinfo_sock)
+                return netinfo.query(sup.netinfo_sock, what)
             except (OSError, PylError):
                 sup.netinfo_sock.close()
                 sup.netinfo_sock = None

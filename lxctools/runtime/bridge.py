@@ -162,8 +162,8 @@ def start(rundir: Path, cfg: BridgeConfig | None = None) -> dict[str, Any]:
 
 
 def _still_up(rundir: Path, done: dict[str, Any]) -> bool:
-    name = done["config"]["name"]
-    return os.path.isdir(f"/sys/class/net/{name}") and (not done.get("dnsmasq") or _dnsmasq_pid(rundir) is not None)
+    from lxctools.runtime.devices import is_host_interface
+    return is_host_interface(done["config"]["name"]) and (not done.get("dnsmasq") or _dnsmasq_pid(rundir) is not None)
 
 
 @contextlib.contextmanager
@@ -234,8 +234,9 @@ def _stop_leftovers(rundir: Path, cfg: BridgeConfig, *, force: bool) -> None:
     if elsewhere is not None:
         raise WrongStateError(f"pyl-net is not running here ({rundir}): {cfg.name} is served by the "
                               f"pyl-net of run dir {elsewhere}", hint="stop it with PYL_RUNDIR set to that run dir's parent")
+    from lxctools.runtime.devices import is_host_interface
     nft = _nft_table_exists(cfg.nft_table)
-    bridge = os.path.isdir(f"/sys/class/net/{cfg.name}")
+    bridge = is_host_interface(cfg.name)
     left = [what for what, there in ((f"bridge {cfg.name}", bridge), (f"nftables table ip {cfg.nft_table}", nft),
                                      (f"dnsmasq {', '.join(map(str, dnsmasq))}", dnsmasq)) if there]
     if not left:

@@ -91,6 +91,11 @@ def addresses(sock: socket.socket) -> dict[str, list[str]]:
     return found
 
 
+def query(sock: socket.socket, what: str) -> list[dict] | dict[str, list[str]]:
+    """interfaces(SOCK), or addresses(SOCK) when WHAT is "addresses" (pyl-ls's IPV4/IPV6 columns alone)."""
+    return addresses(sock) if what == "addresses" else interfaces(sock)
+
+
 def _addresses(sock: socket.socket):
     """(ifindex, "ipv4" or "ipv6", address, prefix length) of every address, link-local IPv6 left out."""
     for data in _dump(sock, RTM_GETADDR, _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):

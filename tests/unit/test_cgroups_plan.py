@@ -203,6 +203,11 @@ def test_policy_folding():
     for bad in ("x 1:3 r", "c 1 r", "c 1:3 rx", "c a:b r"):
         with pytest.raises(ConfigError, match="k.allow"):
             parse_rule(bad, True, "k.allow")
+    # pyl-device's rules and a grant record come here without the config's validator
+    assert parse_rule("c 4095:1048575 r", True, "k").minor == 1048575
+    for bad in ("c 4096:0 r", "b *:1048576 rw", "c 99999999999:0 rwm"):
+        with pytest.raises(ConfigError, match="k.allow = .*no device has the number"):
+            parse_rule(bad, True, "k.allow")
 
 
 def test_plans_from_inside_pyl_monitor_are_siblings():

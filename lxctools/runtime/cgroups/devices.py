@@ -83,6 +83,10 @@ def parse_rule(text: str, allow: bool, key: str) -> DeviceRule:
     if not m:
         raise ConfigError(f"{key} = {text}: expected 'TYPE MAJOR:MINOR ACCESS' (TYPE a/b/c, ACCESS of rwm)")
     dtype, major, minor, access = m.groups()
+    from lxctools.config.validators import MAX_MAJOR, MAX_MINOR
+    if major not in (None, "*") and int(major) > MAX_MAJOR or minor not in (None, "*") and int(minor) > MAX_MINOR:
+        # past the kernel's dev_t no node exists, and the BPF program's 32-bit immediates could not hold it
+        raise ConfigError(f"{key} = {text}: no device has the number {major}:{minor}")
     access = "".join(c for c in "rwm" if c in (access or "rwm"))
     return DeviceRule(
         dtype,

@@ -248,14 +248,15 @@ def _relative_inside(path: str | None, folder: str) -> str | None:
 
 
 def _copy_locked(src: Container, dest: Container, request: CopyRequest,
-                 extra_files: dict[str, bytes] | None = None) -> Storage:
-    """Copy SRC (whose lock the caller holds) to DEST under DEST's create lock and a partial marker."""
+                 extra_files: dict[str, bytes] | None = None, cfg=None) -> Storage:
+    """Copy SRC (whose lock the caller holds) to DEST under DEST's create lock and a partial
+    marker; CFG is SRC's config if the caller has loaded it already."""
     src.require_defined()
     rs = src.runstate()
     if rs.state.is_running and not request.allow_running:
         raise WrongStateError(f"cannot copy: container is {rs.state}",
                               hint="stop it first, or use -a to copy it while it runs")
-    cfg = src.load_config()
+    cfg = cfg or src.load_config()
     with dest.building():
         registered: tuple[str, tuple[str, str]] | None = None
         try:
@@ -482,7 +483,7 @@ def create_snapshot(container: Container, comment_file: str | None = None,
         container.require_defined()
         container.require_state("snapshot")
         # A config error is said before the snaps folder is made: a refused snapshot changes nothing.
-        container.load_config()
+        cfg = container.load_config()
         layout = snapshots_layout(container)
         try:
             os.mkdir(layout.lxcpath_str, 0o755)
@@ -494,7 +495,7 @@ def create_snapshot(container: Container, comment_file: str | None = None,
         name = next_snapshot_name(os.listdir(layout.lxcpath_str))
         # Snapshots keep the name and MACs: restoring one gives back the same container.
         _copy_locked(container, Container(name, layout), CopyRequest(keep_name=True, keep_mac=True),
-                     extra_files=extra)
+                     extra_files=extra, cfg=cfg)
     return name
 
 
